@@ -1,0 +1,225 @@
+//! The broker: the registry of live channels.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::channel::{Counters, Shared};
+use crate::{BrokerConfig, ChannelError, ChannelOptions, ChannelRef, Direction, Reader, Writer};
+
+/// The channel broker: creates channels, resolves refs to ends, and frees channels.
+///
+/// Cheap to clone (an `Arc`); every clone is the same broker. Create it inside a tokio
+/// runtime so that its expiry sweeper runs (see [`Broker::new`]).
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+pub(crate) struct BrokerInner {
+    config: BrokerConfig,
+    channels: Mutex<HashMap<Uuid, Arc<Shared>>>,
+    counters: Arc<Counters>,
+}
+
+/// A snapshot of what a broker holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Channels that are registered (not yet finished or expired).
+    pub live_channels: usize,
+    /// Bytes charged against channel buffers across the broker, including each item's
+    /// bookkeeping ([`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES)).
+    pub buffered_bytes: usize,
+}
+
+/// A new channel: both local ends and both refs.
+///
+/// The local ends attach lazily, on their first operation, so handing a ref away and
+/// dropping the unused local end leaves that end free for whoever opens the ref.
+#[derive(Debug)]
+pub struct NewChannel {
+    /// The local writing end.
+    pub writer: Writer,
+    /// The local reading end.
+    pub reader: Reader,
+    /// The ref that opens the writing end.
+    pub writer_ref: ChannelRef,
+    /// The ref that opens the reading end.
+    pub reader_ref: ChannelRef,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker").field("config", &self.inner.config).field("stats", &self.stats()).finish()
+    }
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new(BrokerConfig::default())
+    }
+}
+
+impl Broker {
+    /// A broker with `config`.
+    ///
+    /// When called inside a tokio runtime, this starts the broker's sweeper task, which
+    /// expires channels whose ends were not attached in time (and wakes whoever waits on
+    /// them). The task stops once every clone of the broker is dropped. Outside a runtime,
+    /// call [`Broker::expire_due`] yourself.
+    pub fn new(config: BrokerConfig) -> Broker {
+        let inner = Arc::new(BrokerInner {
+            config,
+            channels: Mutex::new(HashMap::new()),
+            counters: Arc::new(Counters::default()),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&inner);
+            let period = sweep_period(inner.config.attach_timeout);
+            runtime.spawn(sweep(weak, period));
+        }
+        Broker { inner }
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// Create a channel.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::InvalidArgument`] when the requested buffer size is out of range.
+    /// - [`ChannelError::LimitExceeded`] when the broker already holds
+    ///   [`BrokerConfig::max_channels`] channels.
+    pub fn create(&self, options: &ChannelOptions) -> Result<NewChannel, ChannelError> {
+        let capacity = options.resolve_buffer(&self.inner.config)?;
+        let shared = Arc::new(Shared::new(
+            capacity,
+            Instant::now() + self.inner.config.attach_timeout,
+            Arc::clone(&self.inner.counters),
+            Arc::downgrade(&self.inner),
+        ));
+        {
+            let mut channels = self.inner.lock();
+            if channels.len() >= self.inner.config.max_channels {
+                return Err(ChannelError::LimitExceeded {
+                    limit: "live channels in this host",
+                    max: self.inner.config.max_channels as u64,
+                });
+            }
+            channels.insert(shared.id, Arc::clone(&shared));
+        }
+        let make_ref = |direction: Direction| ChannelRef {
+            channel_id: shared.id.to_string(),
+            access_key: match direction {
+                Direction::Read => shared.reader_key.as_str().to_owned(),
+                Direction::Write => shared.writer_key.as_str().to_owned(),
+            },
+            direction,
+        };
+        let writer_ref = make_ref(Direction::Write);
+        let reader_ref = make_ref(Direction::Read);
+        Ok(NewChannel {
+            writer: Writer::lazy(self.clone(), writer_ref.clone()),
+            reader: Reader::lazy(self.clone(), reader_ref.clone()),
+            writer_ref,
+            reader_ref,
+        })
+    }
+
+    /// Attach the writing end named by `channel_ref`.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::NotFound`] for an unknown or expired channel, a wrong key, or a
+    ///   ref whose direction is not `write` (one answer for all).
+    /// - [`ChannelError::AlreadyAttached`] when the end was attached before.
+    pub fn open_writer(&self, channel_ref: &ChannelRef) -> Result<Writer, ChannelError> {
+        let shared = self.attach(channel_ref, Direction::Write)?;
+        Ok(Writer::attached(shared))
+    }
+
+    /// Attach the reading end named by `channel_ref`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::open_writer`], for a ref whose direction is `read`.
+    pub fn open_reader(&self, channel_ref: &ChannelRef) -> Result<Reader, ChannelError> {
+        let shared = self.attach(channel_ref, Direction::Read)?;
+        Ok(Reader::attached(shared))
+    }
+
+    pub(crate) fn attach(
+        &self,
+        channel_ref: &ChannelRef,
+        direction: Direction,
+    ) -> Result<Arc<Shared>, ChannelError> {
+        if channel_ref.direction != direction {
+            return Err(ChannelError::NotFound);
+        }
+        let id = Uuid::try_parse(&channel_ref.channel_id).map_err(|_| ChannelError::NotFound)?;
+        let shared = self.inner.lock().get(&id).cloned().ok_or(ChannelError::NotFound)?;
+        shared.attach(direction, &channel_ref.access_key)?;
+        Ok(shared)
+    }
+
+    /// What the broker holds right now.
+    pub fn stats(&self) -> BrokerStats {
+        BrokerStats {
+            live_channels: self.inner.lock().len(),
+            buffered_bytes: self.inner.counters.buffered_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Expire every channel with an end still unattached past its deadline, waking anyone
+    /// waiting on it. Returns how many expired. The sweeper calls this periodically.
+    pub fn expire_due(&self) -> usize {
+        self.inner.expire_due(Instant::now())
+    }
+}
+
+impl BrokerInner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Shared>>> {
+        // The map is only touched by insert/remove/get/clone, none of which can leave it
+        // inconsistent if a panic happened elsewhere while the lock was held.
+        self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn unregister(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    fn expire_due(&self, now: Instant) -> usize {
+        // Snapshot first: a channel's own lock is never taken under the map lock.
+        let candidates: Vec<Arc<Shared>> =
+            self.lock().values().filter(|c| c.attach_deadline <= now).cloned().collect();
+        candidates.iter().filter(|c| c.expire_if_due(now)).count()
+    }
+}
+
+/// How often the sweeper looks for expired channels: often enough that expiry is at most
+/// a quarter of the timeout late, never busier than every 5 ms nor lazier than every second.
+fn sweep_period(attach_timeout: Duration) -> Duration {
+    (attach_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
+}
+
+async fn sweep(broker: Weak<BrokerInner>, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = broker.upgrade() else { return };
+        let expired = inner.expire_due(Instant::now());
+        if expired > 0 {
+            tracing::debug!(expired, "expired channels whose ends were not attached in time");
+        }
+    }
+}

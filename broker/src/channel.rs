@@ -1,0 +1,462 @@
+//! One channel's shared state and the operations both ends perform on it.
+//!
+//! A channel is a byte-bounded queue of [`Item`]s behind a mutex, plus the lifecycle of
+//! each end. The writer and reader handles ([`Writer`](crate::Writer),
+//! [`Reader`](crate::Reader)) hold an `Arc<Shared>` and call the `poll_*` functions here.
+//! Waiting uses one stored [`Waker`] per side: there is exactly one writer and one reader,
+//! so a single slot each is enough and no wakeup can be lost (the slot is written under
+//! the same lock that the other side checks before waking).
+//!
+//! Lock order: a channel's `state` lock is never held while taking the broker's map
+//! lock. Operations that finish a channel mark it `removed` under the state lock and the
+//! caller unregisters it from the broker after the lock is released.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::BrokerInner;
+use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES};
+use crate::refs::AccessKey;
+use crate::{ChannelError, Direction};
+
+/// One item of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A chunk of bytes. Chunk boundaries carry no meaning: writes may be split, and
+    /// reads may be capped.
+    Bytes(Bytes),
+    /// A text message, delivered whole and in order with the bytes.
+    Text(String),
+}
+
+impl Item {
+    /// Bytes this item is charged against the buffer.
+    fn cost(&self) -> usize {
+        ITEM_OVERHEAD_BYTES
+            + match self {
+                Item::Bytes(b) => b.len(),
+                Item::Text(t) => t.len(),
+            }
+    }
+}
+
+/// The writer end's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriterState {
+    Unattached,
+    Attached,
+    Closed,
+    Aborted(String),
+}
+
+/// The reader end's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReaderState {
+    Unattached,
+    Attached,
+    /// The reader consumed the stream's end; repeated reads repeat this outcome.
+    Done(Result<(), String>),
+    /// The reader was dropped before the end.
+    Dropped,
+}
+
+pub(crate) struct State {
+    queue: VecDeque<Item>,
+    /// Sum of [`Item::cost`] over `queue`.
+    buffered: usize,
+    pub(crate) writer: WriterState,
+    pub(crate) reader: ReaderState,
+    /// An end was never attached in time; both ends see [`ChannelError::TimedOut`].
+    expired: bool,
+    /// Unregistered (or about to be) from the broker: the refs no longer resolve.
+    pub(crate) removed: bool,
+    writer_waker: Option<Waker>,
+    reader_waker: Option<Waker>,
+}
+
+/// Counters shared by every channel of a broker.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) buffered_bytes: AtomicUsize,
+}
+
+/// A channel, shared by its two ends and the broker's map.
+pub(crate) struct Shared {
+    pub(crate) id: Uuid,
+    pub(crate) writer_key: AccessKey,
+    pub(crate) reader_key: AccessKey,
+    pub(crate) capacity: usize,
+    pub(crate) attach_deadline: Instant,
+    pub(crate) state: Mutex<State>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) broker: Weak<BrokerInner>,
+}
+
+/// What a state transition asks the caller to do once the state lock is released.
+#[must_use]
+pub(crate) struct Release(bool);
+
+impl Release {
+    const KEEP: Release = Release(false);
+
+    /// Unregister the channel from its broker if the transition finished it.
+    pub(crate) fn apply(self, shared: &Shared) {
+        if self.0
+            && let Some(broker) = shared.broker.upgrade()
+        {
+            broker.unregister(shared.id);
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        capacity: usize,
+        attach_deadline: Instant,
+        counters: Arc<Counters>,
+        broker: Weak<BrokerInner>,
+    ) -> Shared {
+        Shared {
+            id: Uuid::new_v4(),
+            writer_key: AccessKey::generate(),
+            reader_key: AccessKey::generate(),
+            capacity,
+            attach_deadline,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                buffered: 0,
+                writer: WriterState::Unattached,
+                reader: ReaderState::Unattached,
+                expired: false,
+                removed: false,
+                writer_waker: None,
+                reader_waker: None,
+            }),
+            counters,
+            broker,
+        }
+    }
+
+    /// Lock the state. A poisoned lock means a panic happened while it was held; the
+    /// state itself is only ever mutated by small, panic-free transitions, so it is still
+    /// consistent and we keep using it rather than spreading the panic.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn key(&self, direction: Direction) -> &AccessKey {
+        match direction {
+            Direction::Read => &self.reader_key,
+            Direction::Write => &self.writer_key,
+        }
+    }
+
+    /// Attach one end. `presented_key` must be that end's key.
+    pub(crate) fn attach(&self, direction: Direction, presented_key: &str) -> Result<(), ChannelError> {
+        if !self.key(direction).matches(presented_key) {
+            return Err(ChannelError::NotFound);
+        }
+        let mut state = self.lock();
+        if state.removed || state.expired {
+            return Err(ChannelError::NotFound);
+        }
+        if Instant::now() >= self.attach_deadline && state.has_unattached_end() {
+            // This attach comes too late: the channel expired a moment ago and the sweeper
+            // has not got to it yet.
+            let release = self.expire_locked(&mut state);
+            drop(state);
+            release.apply(self);
+            return Err(ChannelError::NotFound);
+        }
+        match direction {
+            Direction::Write => match state.writer {
+                WriterState::Unattached => state.writer = WriterState::Attached,
+                _ => return Err(ChannelError::AlreadyAttached),
+            },
+            Direction::Read => match state.reader {
+                ReaderState::Unattached => state.reader = ReaderState::Attached,
+                _ => return Err(ChannelError::AlreadyAttached),
+            },
+        }
+        Ok(())
+    }
+
+    /// Expire the channel if an end is still unattached past the deadline. Returns whether
+    /// it expired.
+    pub(crate) fn expire_if_due(&self, now: Instant) -> bool {
+        let mut state = self.lock();
+        if state.removed || now < self.attach_deadline || !state.has_unattached_end() {
+            return false;
+        }
+        let release = self.expire_locked(&mut state);
+        drop(state);
+        release.apply(self);
+        true
+    }
+
+    fn expire_locked(&self, state: &mut State) -> Release {
+        state.expired = true;
+        self.clear_queue(state);
+        state.wake_both();
+        state.removed = true;
+        Release(true)
+    }
+
+    fn clear_queue(&self, state: &mut State) {
+        state.queue.clear();
+        self.counters.buffered_bytes.fetch_sub(state.buffered, Ordering::Relaxed);
+        state.buffered = 0;
+    }
+
+    /// Errors that stop any write, checked before each write step.
+    fn writable(&self, state: &mut State) -> Result<(), ChannelError> {
+        if state.expired {
+            return Err(ChannelError::TimedOut);
+        }
+        match state.writer {
+            WriterState::Attached => {}
+            WriterState::Closed | WriterState::Aborted(_) => return Err(ChannelError::Finished),
+            // Handles attach before they write; an unattached writer here is a bug in this
+            // crate, reported as the closest honest error rather than a panic.
+            WriterState::Unattached => return Err(ChannelError::NotFound),
+        }
+        match state.reader {
+            ReaderState::Dropped | ReaderState::Done(_) => Err(ChannelError::Closed),
+            ReaderState::Unattached | ReaderState::Attached => Ok(()),
+        }
+    }
+
+    /// Buffer as much of `data` as fits, splitting it into chunks; `Ready` once all of it
+    /// is buffered. On `Pending`, `data` holds what is left.
+    pub(crate) fn poll_write_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<Result<(), ChannelError>> {
+        let mut state = self.lock();
+        loop {
+            self.writable(&mut state)?;
+            if data.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let room = self.room(&state);
+            if room == 0 {
+                state.writer_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let piece = data.split_to(room.min(data.len()));
+            self.push(&mut state, Item::Bytes(piece));
+        }
+    }
+
+    /// Buffer a prefix of `data` (copying it); `Ready(n)` with the bytes taken, waiting
+    /// only while nothing fits. This is the `AsyncWrite` shape.
+    pub(crate) fn poll_write_slice(
+        &self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<Result<usize, ChannelError>> {
+        let mut state = self.lock();
+        self.writable(&mut state)?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let room = self.room(&state);
+        if room == 0 {
+            state.writer_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = room.min(data.len());
+        self.push(&mut state, Item::Bytes(Bytes::copy_from_slice(&data[..n])));
+        Poll::Ready(Ok(n))
+    }
+
+    /// Buffer one text message whole, waiting until it fits.
+    pub(crate) fn poll_send_text(
+        &self,
+        cx: &mut Context<'_>,
+        text: &mut Option<String>,
+    ) -> Poll<Result<(), ChannelError>> {
+        let mut state = self.lock();
+        self.writable(&mut state)?;
+        let Some(message) = text.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        if message.len() > MAX_TEXT_BYTES {
+            return Poll::Ready(Err(ChannelError::LimitExceeded {
+                limit: "text message bytes",
+                max: MAX_TEXT_BYTES as u64,
+            }));
+        }
+        if state.buffered + ITEM_OVERHEAD_BYTES + message.len() > self.capacity {
+            *text = Some(message);
+            state.writer_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        self.push(&mut state, Item::Text(message));
+        Poll::Ready(Ok(()))
+    }
+
+    /// Payload bytes that fit in one new chunk right now.
+    fn room(&self, state: &State) -> usize {
+        self.capacity.saturating_sub(state.buffered).saturating_sub(ITEM_OVERHEAD_BYTES).min(MAX_CHUNK_BYTES)
+    }
+
+    fn push(&self, state: &mut State, item: Item) {
+        let cost = item.cost();
+        state.buffered += cost;
+        self.counters.buffered_bytes.fetch_add(cost, Ordering::Relaxed);
+        state.queue.push_back(item);
+        if let Some(waker) = state.reader_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Finish the writer cleanly.
+    pub(crate) fn close(&self) -> Result<(), ChannelError> {
+        let mut state = self.lock();
+        if state.expired {
+            return Err(ChannelError::TimedOut);
+        }
+        match state.writer {
+            WriterState::Attached => {}
+            WriterState::Closed | WriterState::Aborted(_) => return Err(ChannelError::Finished),
+            WriterState::Unattached => return Err(ChannelError::NotFound),
+        }
+        state.writer = WriterState::Closed;
+        let reader_gone = matches!(state.reader, ReaderState::Dropped);
+        if let Some(waker) = state.reader_waker.take() {
+            waker.wake();
+        }
+        let release = self.release_if_finished(&mut state);
+        drop(state);
+        release.apply(self);
+        // Closing is still recorded, but a writer must learn that its data was not all
+        // delivered: a reader that left early is never reported as success.
+        if reader_gone { Err(ChannelError::Closed) } else { Ok(()) }
+    }
+
+    /// Finish the writer as failed. A no-op if it already finished.
+    pub(crate) fn abort(&self, reason: String) {
+        let mut state = self.lock();
+        if state.writer != WriterState::Attached {
+            return;
+        }
+        state.writer = WriterState::Aborted(reason);
+        if let Some(waker) = state.reader_waker.take() {
+            waker.wake();
+        }
+        let release = self.release_if_finished(&mut state);
+        drop(state);
+        release.apply(self);
+    }
+
+    /// The next item, at most `max` bytes of it if it is a byte chunk. `Ok(None)` is the
+    /// clean end of the stream.
+    pub(crate) fn poll_next(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Option<Item>, ChannelError>> {
+        let mut state = self.lock();
+        match &state.reader {
+            ReaderState::Attached => {}
+            ReaderState::Done(Ok(())) => return Poll::Ready(Ok(None)),
+            ReaderState::Done(Err(reason)) => return Poll::Ready(Err(ChannelError::Aborted(reason.clone()))),
+            ReaderState::Dropped => return Poll::Ready(Err(ChannelError::Finished)),
+            ReaderState::Unattached => return Poll::Ready(Err(ChannelError::NotFound)),
+        }
+        if state.expired {
+            return Poll::Ready(Err(ChannelError::TimedOut));
+        }
+        if let Some(item) = self.pop(&mut state, max) {
+            if let Some(waker) = state.writer_waker.take() {
+                waker.wake();
+            }
+            return Poll::Ready(Ok(Some(item)));
+        }
+        let outcome = match &state.writer {
+            WriterState::Closed => Ok(()),
+            WriterState::Aborted(reason) => Err(reason.clone()),
+            WriterState::Unattached | WriterState::Attached => {
+                state.reader_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        };
+        state.reader = ReaderState::Done(outcome.clone());
+        let release = self.release_if_finished(&mut state);
+        drop(state);
+        release.apply(self);
+        Poll::Ready(outcome.map(|()| None).map_err(ChannelError::Aborted))
+    }
+
+    fn pop(&self, state: &mut State, max: usize) -> Option<Item> {
+        let max = max.max(1);
+        let front = state.queue.front_mut()?;
+        let taken = match front {
+            Item::Bytes(chunk) if chunk.len() > max => {
+                // Take a prefix and leave the rest (and its overhead charge) queued.
+                let prefix = chunk.split_to(max);
+                state.buffered -= max;
+                self.counters.buffered_bytes.fetch_sub(max, Ordering::Relaxed);
+                return Some(Item::Bytes(prefix));
+            }
+            _ => state.queue.pop_front()?,
+        };
+        let cost = taken.cost();
+        state.buffered -= cost;
+        self.counters.buffered_bytes.fetch_sub(cost, Ordering::Relaxed);
+        Some(taken)
+    }
+
+    /// The reader handle went away before the end: drop what it would have read and let
+    /// the writer see `Closed`.
+    pub(crate) fn drop_reader(&self) {
+        let mut state = self.lock();
+        if state.reader != ReaderState::Attached {
+            return;
+        }
+        state.reader = ReaderState::Dropped;
+        self.clear_queue(&mut state);
+        if let Some(waker) = state.writer_waker.take() {
+            waker.wake();
+        }
+        let release = self.release_if_finished(&mut state);
+        drop(state);
+        release.apply(self);
+    }
+
+    /// Free the channel once both ends are finished.
+    fn release_if_finished(&self, state: &mut State) -> Release {
+        let writer_done = matches!(state.writer, WriterState::Closed | WriterState::Aborted(_));
+        let reader_done = matches!(state.reader, ReaderState::Done(_) | ReaderState::Dropped);
+        if writer_done && reader_done && !state.removed {
+            self.clear_queue(state);
+            state.removed = true;
+            Release(true)
+        } else {
+            Release::KEEP
+        }
+    }
+}
+
+impl State {
+    fn has_unattached_end(&self) -> bool {
+        self.writer == WriterState::Unattached || self.reader == ReaderState::Unattached
+    }
+
+    fn wake_both(&mut self) {
+        if let Some(waker) = self.writer_waker.take() {
+            waker.wake();
+        }
+        if let Some(waker) = self.reader_waker.take() {
+            waker.wake();
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The two ends of a channel: [`Writer`] and [`Reader`].
+//!
+//! # Attaching
+//!
+//! An end comes either from [`Broker::open_writer`]/[`Broker::open_reader`] (attached at
+//! once) or from [`Broker::create`] (attached lazily, on its first operation). A lazy end
+//! that is dropped unused never claims its end, so its ref stays good for someone else.
+//!
+//! # Disconnection
+//!
+//! - Dropping an attached [`Reader`] discards what is buffered; the writer's next write
+//!   (or its `close`) fails with [`ChannelError::Closed`].
+//! - Dropping an attached [`Writer`] that was not closed **aborts** the stream: the reader
+//!   drains what is buffered, then gets [`ChannelError::Aborted`] with the reason from the
+//!   writer's [`FailureCause`] (set by a host when the writing function traps or times
+//!   out), or "writer dropped without close". A crashed writer is never a clean end.
+//!
+//! # Clean shutdown
+//!
+//! [`Writer::close`] is the only clean end: the reader drains what is buffered, then reads
+//! `Ok(None)`. Once both ends are finished the channel is freed at once.
+//!
+//! # Allocation behavior
+//!
+//! Byte writes are split into chunks of at most [`MAX_CHUNK_BYTES`] without copying
+//! ([`Bytes`] slices of the written buffer). The only host memory a channel holds is its
+//! queue, bounded by its buffer size in bytes, each item charged
+//! [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A write that does not fit
+//! waits. The `AsyncWrite` impl copies the caller's slice (it cannot keep it).
+
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::channel::{Item, Shared, WriterState};
+use crate::config::bounded_reason;
+use crate::{Broker, ChannelError, ChannelRef, Direction, MAX_CHUNK_BYTES};
+
+/// Most text bytes a [`Reader`] used as [`AsyncRead`] keeps for [`Reader::take_texts`]
+/// (1 MiB). `AsyncRead` can only return bytes, so text messages met on the way are set
+/// aside; a peer that sends text forever while the host reads only bytes must not grow
+/// host memory without bound. Past this, the read fails.
+pub const MAX_SET_ASIDE_TEXT_BYTES: usize = 1 << 20;
+
+/// What a dropped, unclosed writer reports when nobody said why.
+const DROPPED_WITHOUT_CLOSE: &str = "writer dropped without close";
+
+/// Why a writer that is dropped unclosed failed, shared between a host and the writers
+/// it hands out.
+///
+/// A host running a function gives each writer the function's `FailureCause`; when the
+/// function traps or times out the host records why before tearing the function down, so
+/// its readers see that reason instead of a generic one.
+#[derive(Debug, Clone, Default)]
+pub struct FailureCause(Arc<OnceLock<String>>);
+
+impl FailureCause {
+    /// A cause with nothing recorded yet.
+    pub fn new() -> FailureCause {
+        FailureCause::default()
+    }
+
+    /// Record why the owner failed. Only the first call has an effect.
+    pub fn set(&self, reason: impl Into<String>) {
+        let _ = self.0.set(bounded_reason(reason.into()));
+    }
+
+    /// The recorded reason, if any.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// One end, attached or still lazy.
+enum End {
+    Lazy { broker: Broker, channel_ref: ChannelRef },
+    Attached(Arc<Shared>),
+}
+
+impl End {
+    /// The attached channel, attaching a lazy end first.
+    fn shared(&mut self, direction: Direction) -> Result<&Arc<Shared>, ChannelError> {
+        if let End::Lazy { broker, channel_ref } = self {
+            let shared = broker.attach(channel_ref, direction)?;
+            *self = End::Attached(shared);
+        }
+        match self {
+            End::Attached(shared) => Ok(shared),
+            End::Lazy { .. } => Err(ChannelError::NotFound),
+        }
+    }
+
+    fn attached(&self) -> Option<&Arc<Shared>> {
+        match self {
+            End::Attached(shared) => Some(shared),
+            End::Lazy { .. } => None,
+        }
+    }
+}
+
+/// The writing end of a channel.
+///
+/// Call [`close`](Writer::close) when done: dropping an attached writer without closing it
+/// aborts the stream (see the [module docs](self)).
+pub struct Writer {
+    end: End,
+    cause: FailureCause,
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.end.attached().map(|s| s.id.to_string());
+        f.debug_struct("Writer").field("attached_channel", &id).finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn lazy(broker: Broker, channel_ref: ChannelRef) -> Writer {
+        Writer { end: End::Lazy { broker, channel_ref }, cause: FailureCause::new() }
+    }
+
+    pub(crate) fn attached(shared: Arc<Shared>) -> Writer {
+        Writer { end: End::Attached(shared), cause: FailureCause::new() }
+    }
+
+    /// Use `cause` as the abort reason if this writer is dropped without being closed.
+    pub fn set_failure_cause(&mut self, cause: FailureCause) {
+        self.cause = cause;
+    }
+
+    /// Append `data`, waiting while the buffer is full. Returns once all of it is buffered.
+    ///
+    /// If the returned future is dropped early, a prefix of `data` may have been buffered.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::Closed`]: the reader is gone.
+    /// - [`ChannelError::TimedOut`]: the reader never attached in time.
+    /// - [`ChannelError::Finished`]: this writer was already closed or aborted.
+    /// - [`ChannelError::NotFound`]/[`ChannelError::AlreadyAttached`]: a lazy end could not
+    ///   attach.
+    pub async fn write(&mut self, data: impl Into<Bytes>) -> Result<(), ChannelError> {
+        let mut data = data.into();
+        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        poll_fn(|cx| shared.poll_write_bytes(cx, &mut data)).await
+    }
+
+    /// Append a text message, delivered whole and in order with the bytes. Waits until it
+    /// fits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::write`], plus [`ChannelError::LimitExceeded`] for a message longer
+    /// than [`MAX_TEXT_BYTES`](crate::MAX_TEXT_BYTES).
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ChannelError> {
+        let mut text = Some(text.into());
+        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        poll_fn(|cx| shared.poll_send_text(cx, &mut text)).await
+    }
+
+    /// Finish the stream cleanly: the reader drains what is buffered, then sees the end.
+    /// Does not wait for the reader. A lazy end attaches in order to close.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::Closed`]: the reader left before the end (the close is still
+    ///   recorded, but not everything written was delivered).
+    /// - [`ChannelError::Finished`]: already closed or aborted.
+    /// - [`ChannelError::TimedOut`]: the channel expired.
+    pub fn close(&mut self) -> Result<(), ChannelError> {
+        self.end.shared(Direction::Write)?.close()
+    }
+
+    /// Finish the stream as failed: the reader drains what is buffered, then gets
+    /// [`ChannelError::Aborted`] with `reason` (cut to
+    /// [`MAX_REASON_BYTES`](crate::MAX_REASON_BYTES)). Does nothing on a finished end or
+    /// on a lazy end that was never used.
+    pub fn abort(&mut self, reason: impl Into<String>) {
+        if let Some(shared) = self.end.attached() {
+            shared.abort(bounded_reason(reason.into()));
+        }
+    }
+
+    /// Whether this writer attached its end and has not yet closed or aborted it.
+    pub fn is_open(&self) -> bool {
+        self.end.attached().is_some_and(|s| s.lock().writer == WriterState::Attached)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(shared) = self.end.attached() {
+            let reason = self.cause.get().unwrap_or(DROPPED_WITHOUT_CLOSE).to_owned();
+            shared.abort(reason);
+        }
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let shared = this.end.shared(Direction::Write)?;
+        shared.poll_write_slice(cx, buf).map_err(Into::into)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Buffered bytes are already visible to the reader; there is nothing to flush.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match this.close() {
+            // Shutting down twice is fine for AsyncWrite users (e.g. after `copy`).
+            Ok(()) | Err(ChannelError::Finished) => Poll::Ready(Ok(())),
+            Err(err) => Poll::Ready(Err(err.into())),
+        }
+    }
+}
+
+/// The reading end of a channel.
+pub struct Reader {
+    end: End,
+    /// Text messages met by the `AsyncRead` impl, kept for [`Reader::take_texts`].
+    set_aside: Vec<String>,
+    set_aside_bytes: usize,
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.end.attached().map(|s| s.id.to_string());
+        f.debug_struct("Reader").field("attached_channel", &id).finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    pub(crate) fn lazy(broker: Broker, channel_ref: ChannelRef) -> Reader {
+        Reader { end: End::Lazy { broker, channel_ref }, set_aside: Vec::new(), set_aside_bytes: 0 }
+    }
+
+    pub(crate) fn attached(shared: Arc<Shared>) -> Reader {
+        Reader { end: End::Attached(shared), set_aside: Vec::new(), set_aside_bytes: 0 }
+    }
+
+    /// The next item, waiting until there is one. Byte chunks hold at most
+    /// [`MAX_CHUNK_BYTES`]. `Ok(None)` is the clean end of the stream, and stays so.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChannelError::Aborted`]: the writer failed; everything it buffered before was
+    ///   delivered first. Repeated reads repeat the error.
+    /// - [`ChannelError::TimedOut`]: the writer never attached in time.
+    /// - [`ChannelError::NotFound`]/[`ChannelError::AlreadyAttached`]: a lazy end could not
+    ///   attach.
+    pub async fn next(&mut self) -> Result<Option<Item>, ChannelError> {
+        self.read(MAX_CHUNK_BYTES).await
+    }
+
+    /// Like [`Reader::next`], but a byte chunk holds at most `max_bytes`; the rest stays
+    /// buffered for the next read.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::next`], plus [`ChannelError::InvalidArgument`] for `max_bytes == 0`.
+    pub async fn read(&mut self, max_bytes: usize) -> Result<Option<Item>, ChannelError> {
+        if max_bytes == 0 {
+            return Err(ChannelError::InvalidArgument("a read must allow at least 1 byte".into()));
+        }
+        let shared = Arc::clone(self.end.shared(Direction::Read)?);
+        poll_fn(|cx| shared.poll_next(cx, max_bytes)).await
+    }
+
+    /// Poll for the next item (the building block of [`Reader::read`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::read`].
+    pub fn poll_next_item(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_bytes: usize,
+    ) -> Poll<Result<Option<Item>, ChannelError>> {
+        if max_bytes == 0 {
+            return Poll::Ready(Err(ChannelError::InvalidArgument(
+                "a read must allow at least 1 byte".into(),
+            )));
+        }
+        let shared = self.end.shared(Direction::Read)?;
+        shared.poll_next(cx, max_bytes)
+    }
+
+    /// Text messages the [`AsyncRead`] impl set aside, oldest first.
+    pub fn take_texts(&mut self) -> Vec<String> {
+        self.set_aside_bytes = 0;
+        std::mem::take(&mut self.set_aside)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(shared) = self.end.attached() {
+            shared.drop_reader();
+        }
+    }
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            let max = buf.remaining().min(MAX_CHUNK_BYTES);
+            match this.poll_next_item(cx, max) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(Some(Item::Bytes(bytes)))) => {
+                    buf.put_slice(&bytes);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(Some(Item::Text(text)))) => {
+                    if this.set_aside_bytes + text.len() > MAX_SET_ASIDE_TEXT_BYTES {
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::OutOfMemory,
+                            format!(
+                                "more than {MAX_SET_ASIDE_TEXT_BYTES} bytes of text messages are waiting; \
+                                 call take_texts() while reading bytes, or read items with next()"
+                            ),
+                        )));
+                    }
+                    this.set_aside_bytes += text.len();
+                    this.set_aside.push(text);
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
+            }
+        }
+    }
+}

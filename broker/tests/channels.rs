@@ -1,0 +1,475 @@
+//! Channel semantics, end to end through the broker's public API.
+//!
+//! iii's channel acceptance cases as they apply to rill, plus what iii lacked: direction
+//! enforcement, double attach as an error, visible writer failure, reader drop reaching
+//! the writer, expiry, and channels freed when they finish.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_broker::{
+    Broker, BrokerConfig, ChannelError, ChannelOptions, ChannelRef, Direction, FailureCause,
+    ITEM_OVERHEAD_BYTES, Item, MAX_CHUNK_BYTES, MAX_TEXT_BYTES, MIN_BUFFER_BYTES, NewChannel,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn broker() -> Broker {
+    Broker::new(BrokerConfig::default())
+}
+
+fn channel(broker: &Broker) -> NewChannel {
+    broker.create(&ChannelOptions::default()).unwrap()
+}
+
+fn assert_drained(broker: &Broker) {
+    let stats = broker.stats();
+    assert_eq!(stats.live_channels, 0, "channels leaked: {stats:?}");
+    assert_eq!(stats.buffered_bytes, 0, "buffered bytes leaked: {stats:?}");
+}
+
+/// Read every item until the end or an error.
+async fn drain(reader: &mut rill_broker::Reader) -> (Vec<Item>, Result<(), ChannelError>) {
+    let mut items = Vec::new();
+    loop {
+        match reader.next().await {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => return (items, Ok(())),
+            Err(err) => return (items, Err(err)),
+        }
+    }
+}
+
+fn bytes_of(items: &[Item]) -> Vec<u8> {
+    items
+        .iter()
+        .flat_map(|item| match item {
+            Item::Bytes(b) => b.to_vec(),
+            Item::Text(_) => Vec::new(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_returns_two_refs_with_different_keys() {
+    let broker = broker();
+    let ch = channel(&broker);
+    assert_eq!(ch.writer_ref.channel_id, ch.reader_ref.channel_id);
+    assert_ne!(
+        ch.writer_ref.access_key, ch.reader_ref.access_key,
+        "iii's shared key is a weakness rill fixes"
+    );
+    assert_eq!(ch.writer_ref.direction, Direction::Write);
+    assert_eq!(ch.reader_ref.direction, Direction::Read);
+    assert!(ch.writer_ref.access_key.len() >= 32, "at least 128 bits of key");
+    let other = channel(&broker);
+    assert_ne!(ch.writer_ref.channel_id, other.writer_ref.channel_id);
+}
+
+#[tokio::test]
+async fn seed_flow_bytes_then_end() {
+    let broker = broker();
+    let ch = channel(&broker);
+    let mut writer = ch.writer;
+    let mut reader = broker.open_reader(&ch.reader_ref).unwrap();
+    drop(ch.reader);
+    writer.write(&b"file contents"[..]).await.unwrap();
+    writer.close().unwrap();
+    let (items, outcome) = drain(&mut reader).await;
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(bytes_of(&items), b"file contents");
+    assert_eq!(reader.next().await, Ok(None), "the end repeats");
+    drop(reader);
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn text_and_bytes_keep_their_order() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.send_text("t0").await.unwrap();
+    writer.write(&b"b1"[..]).await.unwrap();
+    writer.send_text("t2").await.unwrap();
+    writer.write(&b"b3"[..]).await.unwrap();
+    writer.close().unwrap();
+    let (items, outcome) = drain(&mut reader).await;
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(
+        items,
+        vec![
+            Item::Text("t0".into()),
+            Item::Bytes(Bytes::from_static(b"b1")),
+            Item::Text("t2".into()),
+            Item::Bytes(Bytes::from_static(b"b3")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn direction_is_enforced() {
+    let broker = broker();
+    let ch = channel(&broker);
+    assert_eq!(broker.open_writer(&ch.reader_ref).unwrap_err(), ChannelError::NotFound);
+    assert_eq!(broker.open_reader(&ch.writer_ref).unwrap_err(), ChannelError::NotFound);
+    // The reader's key presented as a writer ref (iii's single key would allow this).
+    let forged = ChannelRef { direction: Direction::Write, ..ch.reader_ref.clone() };
+    assert_eq!(broker.open_writer(&forged).unwrap_err(), ChannelError::NotFound);
+    let forged = ChannelRef { direction: Direction::Read, ..ch.writer_ref.clone() };
+    assert_eq!(broker.open_reader(&forged).unwrap_err(), ChannelError::NotFound);
+    // The rightful owners can still attach.
+    broker.open_writer(&ch.writer_ref).unwrap();
+    broker.open_reader(&ch.reader_ref).unwrap();
+}
+
+#[tokio::test]
+async fn forged_and_unknown_refs_are_not_found() {
+    let broker = broker();
+    let ch = channel(&broker);
+    let wrong_key = ChannelRef { access_key: "0".repeat(64), ..ch.reader_ref.clone() };
+    let unknown_id = ChannelRef { channel_id: uuid_like(), ..ch.reader_ref.clone() };
+    let garbage_id = ChannelRef { channel_id: "../../etc/passwd".into(), ..ch.reader_ref.clone() };
+    let empty_key = ChannelRef { access_key: String::new(), ..ch.reader_ref.clone() };
+    for r in [wrong_key, unknown_id, garbage_id, empty_key] {
+        assert_eq!(broker.open_reader(&r).unwrap_err(), ChannelError::NotFound, "{r:?}");
+    }
+}
+
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000000".into()
+}
+
+#[tokio::test]
+async fn each_end_attaches_once() {
+    let broker = broker();
+    let ch = channel(&broker);
+    let _w = broker.open_writer(&ch.writer_ref).unwrap();
+    let _r = broker.open_reader(&ch.reader_ref).unwrap();
+    assert_eq!(broker.open_writer(&ch.writer_ref).unwrap_err(), ChannelError::AlreadyAttached);
+    assert_eq!(broker.open_reader(&ch.reader_ref).unwrap_err(), ChannelError::AlreadyAttached);
+    // The lazy local ends now lose the race too, with the same error, not an empty stream.
+    let (mut writer, mut reader) = (ch.writer, ch.reader);
+    assert_eq!(writer.write(&b"x"[..]).await.unwrap_err(), ChannelError::AlreadyAttached);
+    assert_eq!(reader.next().await.unwrap_err(), ChannelError::AlreadyAttached);
+}
+
+#[tokio::test]
+async fn a_used_local_end_blocks_the_ref() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, writer_ref, reader_ref } = channel(&broker);
+    writer.write(&b"x"[..]).await.unwrap();
+    assert_eq!(reader.next().await.unwrap(), Some(Item::Bytes(Bytes::from_static(b"x"))));
+    assert_eq!(broker.open_writer(&writer_ref).unwrap_err(), ChannelError::AlreadyAttached);
+    assert_eq!(broker.open_reader(&reader_ref).unwrap_err(), ChannelError::AlreadyAttached);
+}
+
+#[tokio::test]
+async fn dropping_an_unused_local_end_does_not_claim_it() {
+    let broker = broker();
+    let ch = channel(&broker);
+    drop(ch.reader);
+    drop(ch.writer);
+    let mut writer = broker.open_writer(&ch.writer_ref).unwrap();
+    let mut reader = broker.open_reader(&ch.reader_ref).unwrap();
+    writer.write(&b"still works"[..]).await.unwrap();
+    writer.close().unwrap();
+    assert_eq!(bytes_of(&drain(&mut reader).await.0), b"still works");
+}
+
+#[tokio::test]
+async fn abort_reaches_the_reader_after_the_buffered_data() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"partial"[..]).await.unwrap();
+    writer.abort("disk on fire");
+    let (items, outcome) = drain(&mut reader).await;
+    assert_eq!(bytes_of(&items), b"partial");
+    assert_eq!(outcome, Err(ChannelError::Aborted("disk on fire".into())));
+    assert_eq!(reader.next().await, Err(ChannelError::Aborted("disk on fire".into())), "the error stays");
+    drop((writer, reader));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn dropping_a_used_writer_without_close_is_an_abort_not_an_end() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"some"[..]).await.unwrap();
+    drop(writer);
+    let (items, outcome) = drain(&mut reader).await;
+    assert_eq!(bytes_of(&items), b"some");
+    assert_eq!(outcome, Err(ChannelError::Aborted("writer dropped without close".into())));
+}
+
+#[tokio::test]
+async fn a_failure_cause_names_why_the_writer_died() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let cause = FailureCause::new();
+    writer.set_failure_cause(cause.clone());
+    writer.write(&b"some"[..]).await.unwrap();
+    cause.set("function `x` trapped: unreachable");
+    drop(writer);
+    assert_eq!(
+        drain(&mut reader).await.1,
+        Err(ChannelError::Aborted("function `x` trapped: unreachable".into()))
+    );
+}
+
+#[tokio::test]
+async fn reader_drop_makes_the_writer_see_closed() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"first"[..]).await.unwrap();
+    assert!(reader.next().await.unwrap().is_some());
+    writer.write(&b"unread"[..]).await.unwrap();
+    drop(reader);
+    assert_eq!(broker.stats().buffered_bytes, 0, "unread data is released with the reader");
+    assert_eq!(writer.write(&b"more"[..]).await.unwrap_err(), ChannelError::Closed);
+    assert_eq!(writer.send_text("more").await.unwrap_err(), ChannelError::Closed);
+    assert_eq!(
+        writer.close().unwrap_err(),
+        ChannelError::Closed,
+        "a close that delivered nothing is not success"
+    );
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn reader_drop_wakes_a_blocked_writer() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } =
+        broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    writer.write(&b"!"[..]).await.unwrap();
+    assert_eq!(reader.next().await.unwrap(), Some(Item::Bytes(Bytes::from_static(b"!"))));
+    let blocked = tokio::spawn(async move { writer.write(vec![0u8; 4 * MIN_BUFFER_BYTES]).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!blocked.is_finished(), "the writer must wait for room");
+    drop(reader);
+    assert_eq!(blocked.await.unwrap().unwrap_err(), ChannelError::Closed);
+    assert_eq!(broker.stats().buffered_bytes, 0);
+}
+
+#[tokio::test]
+async fn write_after_close_is_finished() {
+    let broker = broker();
+    let NewChannel { mut writer, reader: _reader, .. } = channel(&broker);
+    writer.close().unwrap();
+    assert_eq!(writer.write(&b"late"[..]).await.unwrap_err(), ChannelError::Finished);
+    assert_eq!(writer.send_text("late").await.unwrap_err(), ChannelError::Finished);
+    assert_eq!(writer.close().unwrap_err(), ChannelError::Finished);
+}
+
+#[tokio::test]
+async fn buffer_is_bounded_in_bytes_and_the_writer_waits() {
+    let broker = broker();
+    let capacity = MIN_BUFFER_BYTES;
+    let NewChannel { mut writer, mut reader, .. } =
+        broker.create(&ChannelOptions::buffer_bytes(capacity)).unwrap();
+    let total = 10 * capacity;
+    let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    let producer = tokio::spawn(async move {
+        writer.write(data).await.unwrap();
+        writer.close().unwrap();
+    });
+    let mut got = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let buffered = broker.stats().buffered_bytes;
+        assert!(buffered <= capacity, "buffered {buffered} > capacity {capacity}");
+        match reader.next().await.unwrap() {
+            Some(Item::Bytes(b)) => {
+                assert!(b.len() <= MAX_CHUNK_BYTES);
+                got.extend_from_slice(&b);
+            }
+            Some(Item::Text(t)) => panic!("unexpected text {t}"),
+            None => break,
+        }
+    }
+    producer.await.unwrap();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn tiny_items_are_charged_their_bookkeeping() {
+    let broker = broker();
+    let NewChannel { mut writer, reader: _reader, .. } =
+        broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    writer.write(&b"!"[..]).await.unwrap();
+    // Empty messages are not free: the buffer fills after capacity / overhead of them.
+    let fits = (MIN_BUFFER_BYTES - (1 + ITEM_OVERHEAD_BYTES)) / ITEM_OVERHEAD_BYTES;
+    for _ in 0..fits {
+        writer.send_text("").await.unwrap();
+    }
+    let blocked = tokio::time::timeout(Duration::from_millis(50), writer.send_text("")).await;
+    assert!(blocked.is_err(), "a full buffer must make the writer wait");
+    assert!(broker.stats().buffered_bytes <= MIN_BUFFER_BYTES);
+}
+
+#[tokio::test]
+async fn read_caps_the_chunk_size() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"abcdefghij"[..]).await.unwrap();
+    writer.close().unwrap();
+    let mut chunks = Vec::new();
+    while let Some(item) = reader.read(3).await.unwrap() {
+        match item {
+            Item::Bytes(b) => chunks.push(b.to_vec()),
+            Item::Text(_) => unreachable!(),
+        }
+    }
+    assert_eq!(chunks, vec![b"abc".to_vec(), b"def".to_vec(), b"ghi".to_vec(), b"j".to_vec()]);
+    assert_eq!(reader.read(0).await.unwrap_err().kind(), "invalid-argument");
+}
+
+#[tokio::test]
+async fn text_size_obeyed() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.send_text("x".repeat(MAX_TEXT_BYTES)).await.unwrap();
+    writer.close().unwrap();
+    assert_eq!(reader.next().await.unwrap(), Some(Item::Text("x".repeat(MAX_TEXT_BYTES))));
+}
+
+#[tokio::test]
+async fn text_size_violated() {
+    let broker = broker();
+    let NewChannel { mut writer, .. } = channel(&broker);
+    let err = writer.send_text("x".repeat(MAX_TEXT_BYTES + 1)).await.unwrap_err();
+    assert_eq!(err, ChannelError::LimitExceeded { limit: "text message bytes", max: MAX_TEXT_BYTES as u64 });
+}
+
+#[tokio::test]
+async fn max_channels_obeyed() {
+    let broker = Broker::new(BrokerConfig::default().max_channels(3));
+    let channels: Vec<_> = (0..3).map(|_| channel(&broker)).collect();
+    assert_eq!(broker.stats().live_channels, 3);
+    drop(channels);
+}
+
+#[tokio::test]
+async fn max_channels_violated() {
+    let broker = Broker::new(BrokerConfig::default().max_channels(3));
+    let _channels: Vec<_> = (0..3).map(|_| channel(&broker)).collect();
+    let err = broker.create(&ChannelOptions::default()).unwrap_err();
+    assert_eq!(err, ChannelError::LimitExceeded { limit: "live channels in this host", max: 3 });
+}
+
+#[tokio::test]
+async fn finished_channels_are_freed_at_once() {
+    let broker = broker();
+    for _ in 0..100 {
+        let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+        writer.write(vec![1u8; 1000]).await.unwrap();
+        writer.close().unwrap();
+        drain(&mut reader).await.1.unwrap();
+    }
+    assert_drained(&broker);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unattached_reader_expires_the_channel() {
+    let timeout = Duration::from_secs(60);
+    let broker = Broker::new(BrokerConfig::default().attach_timeout(timeout));
+    let ch = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let reader_ref = ch.reader_ref.clone();
+    let mut writer = ch.writer;
+    // Fill the buffer; the writer then waits for a reader that never comes.
+    let started = tokio::time::Instant::now();
+    let err = writer.write(vec![0u8; 2 * MIN_BUFFER_BYTES]).await.unwrap_err();
+    assert_eq!(err, ChannelError::TimedOut);
+    let waited = started.elapsed();
+    assert!(waited >= timeout && waited <= timeout + Duration::from_secs(16), "waited {waited:?}");
+    assert_eq!(broker.open_reader(&reader_ref).unwrap_err(), ChannelError::NotFound, "refs become not-found");
+    assert_eq!(writer.write(&b"x"[..]).await.unwrap_err(), ChannelError::TimedOut);
+    assert_drained(&broker);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unattached_writer_expires_the_channel() {
+    let broker = Broker::new(BrokerConfig::default().attach_timeout(Duration::from_secs(10)));
+    let ch = channel(&broker);
+    let mut reader = ch.reader;
+    assert_eq!(reader.next().await.unwrap_err(), ChannelError::TimedOut);
+    assert_eq!(broker.open_writer(&ch.writer_ref).unwrap_err(), ChannelError::NotFound);
+    assert_drained(&broker);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_nobody_opens_is_swept() {
+    let broker = Broker::new(BrokerConfig::default().attach_timeout(Duration::from_secs(10)));
+    let ch = channel(&broker);
+    drop((ch.writer, ch.reader));
+    assert_eq!(broker.stats().live_channels, 1);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(broker.stats().live_channels, 1, "not before the deadline");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_drained(&broker);
+    assert_eq!(broker.open_writer(&ch.writer_ref).unwrap_err(), ChannelError::NotFound);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attached_channels_do_not_expire() {
+    let broker = Broker::new(BrokerConfig::default().attach_timeout(Duration::from_secs(10)));
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"a"[..]).await.unwrap();
+    reader.next().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    writer.write(&b"b"[..]).await.unwrap();
+    writer.close().unwrap();
+    assert_eq!(bytes_of(&drain(&mut reader).await.0), b"b");
+}
+
+#[tokio::test]
+async fn async_read_and_write_adapters() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } =
+        broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let expected = data.clone();
+    let producer = tokio::spawn(async move {
+        writer.write_all(&data[..500_000]).await.unwrap();
+        writer.send_text("halfway").await.unwrap();
+        writer.write_all(&data[500_000..]).await.unwrap();
+        writer.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    producer.await.unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(reader.take_texts(), vec!["halfway".to_string()]);
+}
+
+#[tokio::test]
+async fn set_aside_text_violated() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let producer = tokio::spawn(async move {
+        loop {
+            if writer.send_text("x".repeat(MAX_TEXT_BYTES)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut sink = Vec::new();
+    let err = reader.read_to_end(&mut sink).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+    drop(reader);
+    producer.await.unwrap();
+}
+
+#[tokio::test]
+async fn async_read_reports_an_abort_as_an_error() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"abc"[..]).await.unwrap();
+    writer.abort("boom");
+    let mut got = Vec::new();
+    let err = reader.read_to_end(&mut got).await.unwrap_err();
+    assert_eq!(got, b"abc");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+    let inner = err.into_inner().unwrap().downcast::<ChannelError>().unwrap();
+    assert_eq!(*inner, ChannelError::Aborted("boom".into()));
+}
