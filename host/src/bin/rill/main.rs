@@ -1,0 +1,74 @@
+//! The `rill` command line. Parsing and exit codes live here; the work is done by the
+//! library's [`rill::Host`] (see `call.rs` for `rill call`).
+
+#![allow(clippy::print_stdout, reason = "a command line prints its results")]
+
+mod call;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// rill runs WebAssembly component functions that stream data through channels.
+#[derive(Debug, Parser)]
+#[command(name = "rill", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call a function and print its JSON result.
+    #[command(after_long_help = call::EXIT_CODES)]
+    Call(call::CallArgs),
+    /// List the functions a manifest declares.
+    Functions {
+        /// The manifest to read.
+        #[arg(long, default_value = "rill.toml", value_name = "PATH")]
+        manifest: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(call::EXIT_HOST);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Call(args) => call::run(args).await,
+            Command::Functions { manifest } => list_functions(&manifest),
+        }
+    })
+}
+
+fn list_functions(manifest: &std::path::Path) -> ExitCode {
+    match rill::manifest::Manifest::from_file(manifest) {
+        Ok(manifest) => {
+            for (id, function) in &manifest.functions {
+                let source = manifest.source(function);
+                println!("{id}\t{source:?}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", call::chain(&err));
+            ExitCode::from(call::EXIT_HOST)
+        }
+    }
+}
+
+/// Log lines go to stderr. `RILL_LOG` takes `tracing` filter directives; by default only
+/// warnings, plus what guests print (target `rill::guest`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rill::guest=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

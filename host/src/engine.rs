@@ -1,0 +1,71 @@
+//! The one wasmtime [`Engine`] of a host, and its epoch ticker.
+//!
+//! Wall-clock deadlines on guest code use epoch interruption: a background thread bumps
+//! the engine's epoch every [`EPOCH_TICK`], and each invocation's store traps once its
+//! deadline (a number of ticks) has passed. This stops a guest spinning in wasm code; a
+//! guest waiting inside a host call is stopped by a timeout around the whole call
+//! instead (see [`crate::call`]).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+use crate::error::{HostError, boxed};
+
+/// How often the epoch advances (10 ms, as Spin does). A runaway guest is stopped at most
+/// about one tick after its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most wasm frames kept in a trap's backtrace. Bounds the size of the messages a
+/// deeply recursing guest can make the host build.
+pub const MAX_BACKTRACE_FRAMES: usize = 32;
+
+/// Build the engine and start its epoch ticker.
+pub(crate) fn new() -> Result<Engine, HostError> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES));
+    let engine = Engine::new(&config).map_err(|e| HostError::Engine(boxed(e)))?;
+    start_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// Epoch ticks covering `budget`, rounded up, plus one so that a deadline never fires
+/// early because the ticker happened to tick right after the store was set up.
+pub(crate) fn ticks_for(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    u64::try_from(budget.as_nanos().div_ceil(tick) + 1).unwrap_or(u64::MAX)
+}
+
+/// One thread per engine; it holds only a weak reference and stops once the engine is
+/// dropped.
+fn start_ticker(engine: &Engine) -> Result<(), HostError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("rill-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| HostError::Engine(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_round_up_and_never_overflow() {
+        assert_eq!(ticks_for(Duration::ZERO), 1);
+        assert_eq!(ticks_for(EPOCH_TICK), 2);
+        assert_eq!(ticks_for(EPOCH_TICK + Duration::from_nanos(1)), 3);
+        assert_eq!(ticks_for(Duration::MAX), u64::MAX);
+    }
+}

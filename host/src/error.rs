@@ -1,0 +1,148 @@
+//! The host's error types.
+//!
+//! - [`CallError`]: why a call failed. What a caller (the embedding API, a guest's
+//!   `trigger`, the CLI) can act on.
+//! - [`LoadError`]: why a function's component could not be made ready to run.
+//! - [`HostError`]: why a host could not be built.
+//!
+//! Channel operations report [`ChannelError`](crate::ChannelError) from the broker.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::rust_guest::BuildError;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No function is registered under this id.
+    #[error("no function {0:?} is registered in this host")]
+    NotFound(String),
+    /// The function id, the payload or another argument is malformed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The function ran and returned an error.
+    #[error("function {function_id:?} returned an error: {message}")]
+    Failed {
+        /// The function that failed.
+        function_id: String,
+        /// The function's own error message.
+        message: String,
+    },
+    /// The function trapped: a panic, an `unreachable`, an out-of-bounds access, a failed
+    /// allocation, or a host call that had to end it.
+    #[error("function {function_id:?} trapped: {message}")]
+    Trapped {
+        /// The function that trapped.
+        function_id: String,
+        /// The trap, with the guest backtrace where available.
+        message: String,
+    },
+    /// The call did not finish before its deadline.
+    #[error("function {function_id:?} did not finish within {timeout:?}")]
+    TimedOut {
+        /// The function that ran out of time.
+        function_id: String,
+        /// The budget it had.
+        timeout: Duration,
+    },
+    /// A limit was reached; the message names it.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The function's component could not be loaded or instantiated.
+    #[error("function {function_id:?} is unavailable: {message}")]
+    Unavailable {
+        /// The function that could not be started.
+        function_id: String,
+        /// Why, with the cause chain.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The stable name of this error's kind (`"not-found"`, `"invalid-input"`,
+    /// `"failed"`, `"trapped"`, `"timed-out"`, `"limit-exceeded"`, `"unavailable"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::NotFound(_) => "not-found",
+            CallError::InvalidInput(_) => "invalid-input",
+            CallError::Failed { .. } => "failed",
+            CallError::Trapped { .. } => "trapped",
+            CallError::TimedOut { .. } => "timed-out",
+            CallError::LimitExceeded(_) => "limit-exceeded",
+            CallError::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+/// Why a function's component could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The Rust guest crate did not build.
+    #[error("cannot build the guest crate at {}", path.display())]
+    Build {
+        /// The crate's directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: BuildError,
+    },
+    /// The component file could not be read.
+    #[error("cannot read the component {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not a component this engine can compile.
+    #[error("{} is not a WebAssembly component this host can compile", path.display())]
+    Compile {
+        /// Where the bytes came from.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The component does not fit the `rill:host/function` world: it imports something
+    /// the host does not provide, or does not export `handle`.
+    #[error("{} does not fit the rill:host/function world", path.display())]
+    Link {
+        /// Where the component came from.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Why a host could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The manifest could not be read or parsed.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// A function id was registered twice or is malformed.
+    #[error("invalid function id {id:?}: {reason}")]
+    FunctionId {
+        /// The id.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The wasmtime engine could not be configured.
+    #[error("cannot configure the WebAssembly engine")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No tokio runtime is running; the host needs one for its tasks and timers.
+    #[error("a host must be built inside a tokio runtime (use #[tokio::main] or Runtime::enter)")]
+    NoRuntime,
+}
+
+/// Box an engine error as a standard error, for `#[source]` fields.
+pub(crate) fn boxed(err: wasmtime::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    err.into_boxed_dyn_error()
+}

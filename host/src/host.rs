@@ -1,0 +1,280 @@
+//! [`Host`]: the embedding API. Everything the `rill` CLI does goes through it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rill_broker::{Broker, BrokerConfig, ChannelError, ChannelOptions, NewChannel};
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::Function;
+use crate::call::{Invocation, MAX_FUNCTION_ID_BYTES};
+use crate::component::{ComponentSlot, ComponentSource};
+use crate::error::boxed;
+use crate::manifest::Manifest;
+use crate::{CallError, HostError, engine};
+
+/// Default wall-clock budget of a call (30 s, as iii's SDKs).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default limit on nested calls (A triggers B triggers …): 16. Stops a function that
+/// triggers itself from recursing without end.
+pub const DEFAULT_MAX_CALL_DEPTH: u32 = 16;
+
+/// Default largest payload (and result) of a call: 1 MiB. Payloads are small JSON by
+/// design; large data goes through channels.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Host-wide settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Budget of a call that names no timeout of its own.
+    pub default_timeout: Duration,
+    /// How deep calls may nest.
+    pub max_call_depth: u32,
+    /// Largest payload accepted by a call.
+    pub max_payload_bytes: usize,
+    /// The channel broker's settings.
+    pub broker: BrokerConfig,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            default_timeout: DEFAULT_CALL_TIMEOUT,
+            max_call_depth: DEFAULT_MAX_CALL_DEPTH,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            broker: BrokerConfig::default(),
+        }
+    }
+}
+
+/// A WebAssembly component host: functions, the channel broker, and the engine.
+///
+/// Cheap to clone; clones share everything. Build it inside a tokio runtime.
+///
+/// ```no_run
+/// # async fn example() -> anyhow::Result<()> {
+/// use rill::{ChannelOptions, Host};
+/// use tokio::io::AsyncWriteExt;
+///
+/// let host = Host::from_manifest("rill.toml".as_ref())?;
+/// let channel = host.create_channel(&ChannelOptions::default())?;
+/// let mut writer = channel.writer;
+/// let payload = serde_json::json!({ "reader": channel.reader_ref });
+/// let call = host.trigger("files::process", &payload);
+/// let feed = async {
+///     writer.write_all(b"file contents").await?;
+///     writer.shutdown().await // a clean end
+/// };
+/// let (result, fed) = tokio::join!(call, feed);
+/// fed?;
+/// println!("{}", result?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<Invocation>,
+    pub(crate) broker: Broker,
+    pub(crate) config: HostConfig,
+    functions: HashMap<String, FunctionEntry>,
+}
+
+struct FunctionEntry {
+    slot: Arc<ComponentSlot>,
+    timeout: Option<Duration>,
+}
+
+impl HostInner {
+    pub(crate) fn function(&self, id: &str) -> Option<(Arc<ComponentSlot>, Option<Duration>)> {
+        self.functions.get(id).map(|f| (Arc::clone(&f.slot), f.timeout))
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<_> = self.inner.functions.keys().collect();
+        ids.sort();
+        f.debug_struct("Host").field("functions", &ids).field("broker", &self.inner.broker).finish()
+    }
+}
+
+impl Host {
+    /// A builder for a host configured in code.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// A host serving the functions of the manifest at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the manifest is unreadable or invalid, or the host cannot start.
+    pub fn from_manifest(path: &Path) -> Result<Host, HostError> {
+        let manifest = Manifest::from_file(path)?;
+        let mut builder = Host::builder();
+        if let Some(timeout) = manifest.default_timeout() {
+            builder.config.default_timeout = timeout;
+        }
+        for (id, function) in &manifest.functions {
+            builder = builder.function_with_timeout(id, manifest.source(function), function.timeout());
+        }
+        builder.build()
+    }
+
+    /// Call `function_id` with a JSON payload and wait for its JSON result.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError`]: unknown function, malformed payload, the function's own error, a
+    /// trap, a timeout, a limit, or a component that cannot be loaded.
+    pub async fn trigger(
+        &self,
+        function_id: &str,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let result = self.trigger_json(function_id, payload.to_string()).await?;
+        serde_json::from_str(&result).map_err(|err| CallError::Failed {
+            function_id: function_id.to_owned(),
+            message: format!("the function returned a result that is not valid JSON: {err}"),
+        })
+    }
+
+    /// Like [`Host::trigger`], with the payload and result as JSON text.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::trigger`]; text that is not JSON is [`CallError::InvalidInput`].
+    pub async fn trigger_json(&self, function_id: &str, payload: String) -> Result<String, CallError> {
+        self.trigger_with_timeout(function_id, payload, None).await
+    }
+
+    /// Like [`Host::trigger_json`], with an explicit timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::trigger_json`].
+    pub async fn trigger_with_timeout(
+        &self,
+        function_id: &str,
+        payload: String,
+        timeout: Option<Duration>,
+    ) -> Result<String, CallError> {
+        self.inner.prepare(function_id, payload, None, timeout)?.call().await
+    }
+
+    /// Create a channel from the host side. The ends implement tokio's `AsyncWrite` and
+    /// `AsyncRead`; put a ref into a payload to hand an end to a function.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::InvalidArgument`] for a buffer size out of range,
+    /// [`ChannelError::LimitExceeded`] when the host holds too many channels.
+    pub fn create_channel(&self, options: &ChannelOptions) -> Result<NewChannel, ChannelError> {
+        self.inner.broker.create(options)
+    }
+
+    /// The channel broker, for opening refs from the host side and for its statistics.
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
+    }
+
+    /// The ids of the functions this host serves, sorted.
+    pub fn function_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.inner.functions.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Compile and link a function's component now instead of on its first call.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NotFound`] for an unknown id, [`CallError::Unavailable`] when the
+    /// component cannot be built, compiled or linked.
+    pub async fn prepare(&self, function_id: &str) -> Result<(), CallError> {
+        let (slot, _) =
+            self.inner.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
+        slot.ready(&self.inner.engine, &self.inner.linker).await.map(drop).map_err(|err| {
+            CallError::Unavailable {
+                function_id: function_id.to_owned(),
+                message: crate::call::error_chain(&err),
+            }
+        })
+    }
+}
+
+/// Builds a [`Host`] in code.
+#[derive(Debug, Default)]
+pub struct HostBuilder {
+    config: HostConfig,
+    functions: Vec<(String, ComponentSource, Option<Duration>)>,
+}
+
+impl HostBuilder {
+    /// Use `config` for host-wide settings.
+    pub fn config(mut self, config: HostConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serve `id` with the component from `source`.
+    pub fn function(self, id: impl Into<String>, source: ComponentSource) -> Self {
+        self.function_with_timeout(id, source, None)
+    }
+
+    /// Serve `id` with the component from `source`, with its own default timeout.
+    pub fn function_with_timeout(
+        mut self,
+        id: impl Into<String>,
+        source: ComponentSource,
+        timeout: Option<Duration>,
+    ) -> Self {
+        self.functions.push((id.into(), source, timeout));
+        self
+    }
+
+    /// Build the host. Components are compiled lazily, on each function's first call
+    /// (or by [`Host::prepare`]).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::FunctionId`] for a duplicate or malformed id, [`HostError::NoRuntime`]
+    /// outside a tokio runtime, [`HostError::Engine`] if wasmtime cannot be set up.
+    pub fn build(self) -> Result<Host, HostError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(HostError::NoRuntime);
+        }
+        let engine = engine::new()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
+        Function::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| HostError::Engine(boxed(e)))?;
+
+        let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
+        let mut functions = HashMap::new();
+        for (id, source, timeout) in self.functions {
+            if id.is_empty() || id.len() > MAX_FUNCTION_ID_BYTES || id.chars().any(char::is_control) {
+                return Err(HostError::FunctionId {
+                    id,
+                    reason: format!("ids are 1 to {MAX_FUNCTION_ID_BYTES} bytes without control characters"),
+                });
+            }
+            if functions.contains_key(&id) {
+                return Err(HostError::FunctionId { id, reason: "registered twice".into() });
+            }
+            let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
+            functions.insert(id, FunctionEntry { slot, timeout });
+        }
+        let broker = Broker::new(self.config.broker.clone());
+        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, config: self.config, functions }) })
+    }
+}

@@ -1,0 +1,213 @@
+//! Guest stdout and stderr, turned into log lines tagged with the function id.
+//!
+//! Guests get no terminal and no file: each line they print becomes a `tracing` event
+//! (target `rill::guest`) carrying the function id and the stream name. Control
+//! characters are escaped so a guest cannot forge log lines or drive a terminal, lines
+//! are cut at [`MAX_LOG_LINE_BYTES`], and one invocation may print at most
+//! [`MAX_LOG_BYTES_PER_CALL`]; past that its output is dropped with one notice.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest log line kept from a guest (4 KiB); longer lines are split. Bounds the host
+/// memory a guest that never prints a newline can make the host hold.
+pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
+
+/// Most bytes one invocation may print to stdout and stderr together (1 MiB). Protects
+/// the log (and whoever reads it) from a guest printing in a loop.
+pub const MAX_LOG_BYTES_PER_CALL: usize = 1 << 20;
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The output state of one invocation, shared by its stdout and stderr.
+#[derive(Debug)]
+struct Budget {
+    remaining: usize,
+    announced_cut: bool,
+}
+
+/// The stdout or stderr of one invocation.
+#[derive(Clone)]
+pub(crate) struct GuestLog {
+    function_id: Arc<str>,
+    stream: Stream,
+    budget: Arc<Mutex<Budget>>,
+    line: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Make the stdout and stderr of one invocation of `function_id`.
+pub(crate) fn pair(function_id: Arc<str>) -> (GuestLog, GuestLog) {
+    let budget = Arc::new(Mutex::new(Budget { remaining: MAX_LOG_BYTES_PER_CALL, announced_cut: false }));
+    let make = |stream| GuestLog {
+        function_id: Arc::clone(&function_id),
+        stream,
+        budget: Arc::clone(&budget),
+        line: Arc::default(),
+    };
+    (make(Stream::Stdout), make(Stream::Stderr))
+}
+
+impl GuestLog {
+    fn accept(&self, mut bytes: &[u8]) {
+        {
+            let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+            if bytes.len() > budget.remaining {
+                bytes = &bytes[..budget.remaining];
+                if !budget.announced_cut {
+                    budget.announced_cut = true;
+                    tracing::warn!(
+                        target: "rill::guest",
+                        function = %inert(&self.function_id),
+                        "guest printed more than {MAX_LOG_BYTES_PER_CALL} bytes in one call; the rest is dropped"
+                    );
+                }
+            }
+            budget.remaining -= bytes.len();
+        }
+        let mut line = self.line.lock().unwrap_or_else(|p| p.into_inner());
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.emit(&line);
+                line.clear();
+            } else {
+                line.push(byte);
+                if line.len() >= MAX_LOG_LINE_BYTES {
+                    self.emit(&line);
+                    line.clear();
+                }
+            }
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        tracing::info!(
+            target: "rill::guest",
+            function = %inert(&self.function_id),
+            stream = self.stream.name(),
+            "{}",
+            inert(text)
+        );
+    }
+}
+
+impl Drop for GuestLog {
+    fn drop(&mut self) {
+        // The last clone of a stream flushes its unterminated line.
+        if Arc::strong_count(&self.line) == 1 {
+            let line = self.line.lock().unwrap_or_else(|p| p.into_inner());
+            if !line.is_empty() {
+                self.emit(&line);
+            }
+        }
+    }
+}
+
+/// `text` with every control character (including escape sequences and newlines) shown as
+/// a `\u{…}` escape, so untrusted text cannot forge log lines or drive a terminal.
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestLog {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.accept(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestLog {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestLog {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.accept(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always ready: output past the budget is dropped, never blocked on, so a
+        // guest cannot stall itself (or a host thread) on its own logging.
+        Ok(MAX_LOG_LINE_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_made_inert() {
+        assert_eq!(inert("plain {\"json\": 1}"), "plain {\"json\": 1}");
+        assert_eq!(inert("a\nb\x1b[31m"), "a\\u{a}b\\u{1b}[31m");
+    }
+}
