@@ -132,20 +132,27 @@ impl Host {
 
     /// Call `function_id` with a JSON payload and wait for its JSON result.
     ///
+    /// The returned future owns what it needs (the payload is serialized up front), so it
+    /// can be spawned or joined freely.
+    ///
     /// # Errors
     ///
     /// [`CallError`]: unknown function, malformed payload, the function's own error, a
     /// trap, a timeout, a limit, or a component that cannot be loaded.
-    pub async fn trigger(
+    pub fn trigger(
         &self,
         function_id: &str,
         payload: &serde_json::Value,
-    ) -> Result<serde_json::Value, CallError> {
-        let result = self.trigger_json(function_id, payload.to_string()).await?;
-        serde_json::from_str(&result).map_err(|err| CallError::Failed {
-            function_id: function_id.to_owned(),
-            message: format!("the function returned a result that is not valid JSON: {err}"),
-        })
+    ) -> impl Future<Output = Result<serde_json::Value, CallError>> + Send + 'static {
+        let call = self.trigger_json(function_id, payload.to_string());
+        let function_id = function_id.to_owned();
+        async move {
+            let result = call.await?;
+            serde_json::from_str(&result).map_err(|err| CallError::Failed {
+                function_id,
+                message: format!("the function returned a result that is not valid JSON: {err}"),
+            })
+        }
     }
 
     /// Like [`Host::trigger`], with the payload and result as JSON text.
@@ -153,8 +160,12 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::trigger`]; text that is not JSON is [`CallError::InvalidInput`].
-    pub async fn trigger_json(&self, function_id: &str, payload: String) -> Result<String, CallError> {
-        self.trigger_with_timeout(function_id, payload, None).await
+    pub fn trigger_json(
+        &self,
+        function_id: &str,
+        payload: String,
+    ) -> impl Future<Output = Result<String, CallError>> + Send + 'static {
+        self.trigger_with_timeout(function_id, payload, None)
     }
 
     /// Like [`Host::trigger_json`], with an explicit timeout.
@@ -162,13 +173,14 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::trigger_json`].
-    pub async fn trigger_with_timeout(
+    pub fn trigger_with_timeout(
         &self,
         function_id: &str,
         payload: String,
         timeout: Option<Duration>,
-    ) -> Result<String, CallError> {
-        self.inner.prepare(function_id, payload, None, timeout)?.call().await
+    ) -> impl Future<Output = Result<String, CallError>> + Send + 'static {
+        let prepared = self.inner.prepare(function_id, payload, None, timeout);
+        async move { prepared?.call().await }
     }
 
     /// Create a channel from the host side. The ends implement tokio's `AsyncWrite` and

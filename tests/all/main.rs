@@ -1,0 +1,12 @@
+//! rill's integration tests: real guests, built by the harness, in a real host.
+//!
+//! One test binary (like wasmtime's `tests/all`), one module per area.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
+// The seed's flow (iii's channel guide) end to end, inside wasm and from the host.
+mod seed;
+// Channel semantics across guest instances: iii's acceptance cases and what iii lacked.
+mod channels;
+// Calls: errors, traps, deadlines, depth and payload limits.
+mod calls;
