@@ -1,6 +1,7 @@
 //! `files::process`: the consumer from iii's channel guide, in a rill guest.
 //!
-//! Payload: `{"filename"?: string, "reader": <read ChannelRef>}`.
+//! Payload: `{"filename"?: string, "reader": <read ChannelRef>}` (the ref may also sit deeper,
+//! at any path ending in `reader`).
 //! Result: `{"bytes": N, "sha256": "<lowercase hex of the bytes>", "messages": K}`, where K
 //! counts the text messages met on the way (they are otherwise ignored).
 
@@ -9,10 +10,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 fn process(input: Value) -> Result<Value, BoxError> {
-    // Find the reader ref in the payload, as iii's Rust SDK does.
+    // Find the reader ref in the payload, as iii's Rust SDK does: the read ref at key
+    // `reader`, at the top level or nested (`job.reader`).
     let reader_ref = extract_channel_refs(&input)
         .into_iter()
-        .find(|(key, r)| key == "reader" && r.direction == Direction::Read)
+        .find(|(path, r)| (path == "reader" || path.ends_with(".reader")) && r.direction == Direction::Read)
         .map(|(_, r)| r)
         .ok_or("missing reader channel ref")?;
 
