@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::budget::{Budget, try_add};
 use crate::channel::{Counters, Shared};
 use crate::{BrokerConfig, ChannelError, ChannelOptions, ChannelRef, Direction, Reader, Writer};
 
@@ -36,6 +37,8 @@ pub struct BrokerStats {
     /// Bytes charged against channel buffers across the broker, including each item's
     /// bookkeeping ([`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES)).
     pub buffered_bytes: usize,
+    /// Buffer bytes reserved by the live channels (the sum of their buffer sizes).
+    pub reserved_bytes: usize,
 }
 
 /// A new channel: both local ends and both refs.
@@ -98,21 +101,59 @@ impl Broker {
     ///
     /// - [`ChannelError::InvalidArgument`] when the requested buffer size is out of range.
     /// - [`ChannelError::LimitExceeded`] when the broker already holds
-    ///   [`BrokerConfig::max_channels`] channels.
+    ///   [`BrokerConfig::max_channels`] channels, or their buffers would add up to more than
+    ///   [`BrokerConfig::max_reserved_bytes`].
     pub fn create(&self, options: &ChannelOptions) -> Result<NewChannel, ChannelError> {
+        self.create_within(options, None)
+    }
+
+    /// Create a channel charged to `budget` (see [`Budget`]): it counts as one of the
+    /// budget's channels and reserves its buffer size there until it is freed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::create`], plus [`ChannelError::LimitExceeded`] when the budget is spent.
+    pub fn create_within(
+        &self,
+        options: &ChannelOptions,
+        budget: Option<&Budget>,
+    ) -> Result<NewChannel, ChannelError> {
         let capacity = options.resolve_buffer(&self.inner.config)?;
+        let config = &self.inner.config;
+        let counters = &self.inner.counters;
+        if !try_add(&counters.reserved_bytes, capacity, config.max_reserved_bytes) {
+            return Err(ChannelError::LimitExceeded {
+                limit: "channel buffer bytes in this host",
+                max: config.max_reserved_bytes as u64,
+            });
+        }
+        let refund = |with_budget: bool| {
+            counters.reserved_bytes.fetch_sub(capacity, Ordering::Relaxed);
+            if let (true, Some(budget)) = (with_budget, budget) {
+                budget.release(capacity);
+            }
+        };
+        if let Some(budget) = budget
+            && let Err(err) = budget.charge(capacity)
+        {
+            refund(false);
+            return Err(err);
+        }
         let shared = Arc::new(Shared::new(
             capacity,
-            Instant::now() + self.inner.config.attach_timeout,
-            Arc::clone(&self.inner.counters),
+            Instant::now() + config.attach_timeout,
+            Arc::clone(counters),
             Arc::downgrade(&self.inner),
+            budget.cloned(),
         ));
         {
             let mut channels = self.inner.lock();
-            if channels.len() >= self.inner.config.max_channels {
+            if channels.len() >= config.max_channels {
+                drop(channels);
+                refund(true);
                 return Err(ChannelError::LimitExceeded {
                     limit: "live channels in this host",
-                    max: self.inner.config.max_channels as u64,
+                    max: config.max_channels as u64,
                 });
             }
             channels.insert(shared.id, Arc::clone(&shared));
@@ -176,6 +217,7 @@ impl Broker {
         BrokerStats {
             live_channels: self.inner.lock().len(),
             buffered_bytes: self.inner.counters.buffered_bytes.load(Ordering::Relaxed),
+            reserved_bytes: self.inner.counters.reserved_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -193,8 +235,16 @@ impl BrokerInner {
         self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Forget a finished or expired channel and give back its reservation. Called once
+    /// per channel in practice; a second call finds nothing and gives back nothing.
     pub(crate) fn unregister(&self, id: Uuid) {
-        self.lock().remove(&id);
+        let removed = self.lock().remove(&id);
+        if let Some(shared) = removed {
+            self.counters.reserved_bytes.fetch_sub(shared.capacity, Ordering::Relaxed);
+            if let Some(budget) = &shared.budget {
+                budget.release(shared.capacity);
+            }
+        }
     }
 
     fn expire_due(&self, now: Instant) -> usize {

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::BrokerInner;
+use crate::budget::Budget;
 use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES};
 use crate::refs::AccessKey;
 use crate::{ChannelError, Direction};
@@ -84,6 +85,8 @@ pub(crate) struct State {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) buffered_bytes: AtomicUsize,
+    /// Sum of the buffer sizes of registered channels.
+    pub(crate) reserved_bytes: AtomicUsize,
 }
 
 /// A channel, shared by its two ends and the broker's map.
@@ -96,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) broker: Weak<BrokerInner>,
+    /// The group this channel's buffer is reserved against, if any.
+    pub(crate) budget: Option<Budget>,
 }
 
 /// What a state transition asks the caller to do once the state lock is released.
@@ -121,6 +126,7 @@ impl Shared {
         attach_deadline: Instant,
         counters: Arc<Counters>,
         broker: Weak<BrokerInner>,
+        budget: Option<Budget>,
     ) -> Shared {
         Shared {
             id: Uuid::new_v4(),
@@ -140,6 +146,7 @@ impl Shared {
             }),
             counters,
             broker,
+            budget,
         }
     }
 

@@ -53,6 +53,11 @@ const _: () = assert!(MAX_TEXT_BYTES + ITEM_OVERHEAD_BYTES <= MIN_BUFFER_BYTES);
 const _: () = assert!(MAX_CHUNK_BYTES <= MIN_BUFFER_BYTES);
 const _: () = assert!(MIN_BUFFER_BYTES <= DEFAULT_BUFFER_BYTES && DEFAULT_BUFFER_BYTES <= MAX_BUFFER_BYTES);
 
+/// Default cap on the buffer bytes reserved by all live channels of one broker (4 GiB).
+/// Every channel reserves its whole buffer size when it is created, so this bounds the
+/// memory all channels together can ever make the host hold.
+pub const DEFAULT_MAX_RESERVED_BYTES: usize = 4 << 30;
+
 /// Configuration of a [`Broker`](crate::Broker).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -64,6 +69,9 @@ pub struct BrokerConfig {
     /// Most channels alive at once; `create` beyond it fails with
     /// [`ChannelError::LimitExceeded`].
     pub max_channels: usize,
+    /// Most buffer bytes reserved by all live channels at once; `create` beyond it fails
+    /// with [`ChannelError::LimitExceeded`].
+    pub max_reserved_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -72,6 +80,7 @@ impl Default for BrokerConfig {
             default_buffer_bytes: DEFAULT_BUFFER_BYTES,
             attach_timeout: DEFAULT_ATTACH_TIMEOUT,
             max_channels: DEFAULT_MAX_CHANNELS,
+            max_reserved_bytes: DEFAULT_MAX_RESERVED_BYTES,
         }
     }
 }
@@ -92,6 +101,12 @@ impl BrokerConfig {
     /// Set the most channels alive at once.
     pub fn max_channels(mut self, max: usize) -> Self {
         self.max_channels = max;
+        self
+    }
+
+    /// Set the most buffer bytes all live channels may reserve together.
+    pub fn max_reserved_bytes(mut self, max: usize) -> Self {
+        self.max_reserved_bytes = max;
         self
     }
 }

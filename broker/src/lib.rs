@@ -53,6 +53,7 @@
 #![deny(missing_docs)]
 
 mod broker;
+mod budget;
 mod channel;
 pub mod config;
 pub mod ends;
@@ -60,10 +61,12 @@ mod error;
 mod refs;
 
 pub use broker::{Broker, BrokerStats, NewChannel};
+pub use budget::Budget;
 pub use channel::Item;
 pub use config::{
-    BrokerConfig, ChannelOptions, DEFAULT_ATTACH_TIMEOUT, DEFAULT_BUFFER_BYTES, ITEM_OVERHEAD_BYTES,
-    MAX_BUFFER_BYTES, MAX_CHUNK_BYTES, MAX_REASON_BYTES, MAX_TEXT_BYTES, MIN_BUFFER_BYTES,
+    BrokerConfig, ChannelOptions, DEFAULT_ATTACH_TIMEOUT, DEFAULT_BUFFER_BYTES, DEFAULT_MAX_CHANNELS,
+    DEFAULT_MAX_RESERVED_BYTES, ITEM_OVERHEAD_BYTES, MAX_BUFFER_BYTES, MAX_CHUNK_BYTES, MAX_REASON_BYTES,
+    MAX_TEXT_BYTES, MIN_BUFFER_BYTES,
 };
 pub use ends::{FailureCause, Reader, Writer};
 pub use error::ChannelError;

@@ -473,3 +473,60 @@ async fn async_read_reports_an_abort_as_an_error() {
     let inner = err.into_inner().unwrap().downcast::<ChannelError>().unwrap();
     assert_eq!(*inner, ChannelError::Aborted("boom".into()));
 }
+
+#[tokio::test]
+async fn reserved_bytes_obeyed() {
+    let broker = Broker::new(BrokerConfig::default().max_reserved_bytes(2 * MIN_BUFFER_BYTES));
+    let a = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let _b = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    assert_eq!(broker.stats().reserved_bytes, 2 * MIN_BUFFER_BYTES);
+    // Finishing a channel gives its reservation back.
+    let NewChannel { mut writer, mut reader, .. } = a;
+    writer.close().unwrap();
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(broker.stats().reserved_bytes, MIN_BUFFER_BYTES);
+    broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+}
+
+#[tokio::test]
+async fn reserved_bytes_violated() {
+    let broker = Broker::new(BrokerConfig::default().max_reserved_bytes(2 * MIN_BUFFER_BYTES));
+    let _a = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let err = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES + 1)).unwrap_err();
+    assert_eq!(
+        err,
+        ChannelError::LimitExceeded {
+            limit: "channel buffer bytes in this host",
+            max: 2 * MIN_BUFFER_BYTES as u64
+        }
+    );
+    assert_eq!(broker.stats().reserved_bytes, MIN_BUFFER_BYTES, "a refused create reserves nothing");
+}
+
+#[tokio::test]
+async fn budget_channels_obeyed_and_violated() {
+    let broker = broker();
+    let budget = rill_broker::Budget::new(2, usize::MAX);
+    let a = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    let _b = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    let err = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap_err();
+    assert_eq!(err, ChannelError::LimitExceeded { limit: "live channels per call tree", max: 2 });
+    // Outside the budget, creating still works; inside, only after a channel is freed.
+    broker.create(&ChannelOptions::default()).unwrap();
+    let NewChannel { mut writer, mut reader, .. } = a;
+    writer.close().unwrap();
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(budget.channels(), 1);
+    broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_gives_back_the_reservation() {
+    let broker = Broker::new(BrokerConfig::default().attach_timeout(Duration::from_secs(1)));
+    let budget = rill_broker::Budget::new(10, usize::MAX);
+    let ch = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    drop(ch);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!((budget.channels(), budget.reserved_bytes()), (0, 0));
+    assert_eq!(broker.stats().reserved_bytes, 0);
+}

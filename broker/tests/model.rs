@@ -183,7 +183,11 @@ fn run(ops: Vec<Op>, capacities: [usize; CHANNELS]) {
         drop(reals);
         tokio::time::sleep(Duration::from_secs(10)).await;
         let stats = broker.stats();
-        assert_eq!((stats.live_channels, stats.buffered_bytes), (0, 0), "everything is released");
+        assert_eq!(
+            (stats.live_channels, stats.buffered_bytes, stats.reserved_bytes),
+            (0, 0, 0),
+            "everything is released"
+        );
     });
 }
 
