@@ -1,5 +1,5 @@
-//! Running one call: validation, a fresh store, the deadline, and what failure means for
-//! the function's channels.
+//! Running one call: validation, a fresh store with the function's limits and
+//! capabilities, the deadline, and what failure means for the function's channels.
 //!
 //! Every call — from the embedding API, the CLI, or a guest's `trigger`/`spawn` — goes
 //! through [`HostInner::prepare`] (checks that need no guest: the id, the payload, the
@@ -13,27 +13,33 @@
 //! spinning in wasm is stopped by epoch interruption; a guest blocked in a host call (for
 //! example waiting on a full channel) is stopped by a timeout around the whole call.
 //!
+//! # Call trees
+//!
+//! A call from outside starts a tree; the calls it makes join it. The tree shares one
+//! channel [`Budget`] and one depth limit, both taken from the root function's limits, so
+//! a tree cannot escape its limits by delegating to other functions.
+//!
 //! # Failure and channels
 //!
-//! When a call fails (an error, a trap, a timeout), the reason is recorded in the call's
-//! [`FailureCause`] before its store is dropped. Every writer the function held and had
-//! not closed is then aborted with that reason, so its readers see why, after the data
-//! that was already buffered — never a clean end.
+//! When a call fails (an error, a trap, a timeout, a limit), the reason is recorded in
+//! the call's [`FailureCause`] before its store is dropped. Every writer the function held
+//! and had not closed is then aborted with that reason, so its readers see why, after the
+//! data that was already buffered — never a clean end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rill_broker::FailureCause;
+use rill_broker::{Budget, FailureCause};
 use serde::de::IgnoredAny;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{ResourceTable, ResourceTableError};
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::component::ComponentSlot;
-use crate::host::HostInner;
-use crate::{CallError, engine, stdio};
+use crate::host::{Function, HostInner};
+use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS, json_depth};
+use crate::{CallError, Capabilities, engine, stdio};
 
 /// Longest function id accepted (128 bytes). Ids are checked before lookup and before
 /// they reach a log line.
@@ -45,6 +51,7 @@ pub(crate) struct Invocation {
     pub(crate) table: ResourceTable,
     pub(crate) host: Arc<HostInner>,
     pub(crate) scope: CallScope,
+    limiter: MemoryLimiter,
 }
 
 impl WasiView for Invocation {
@@ -62,19 +69,69 @@ pub(crate) struct CallScope {
     pub(crate) deadline: Instant,
     /// Why this call failed, once it has; shared with every writer it opens.
     pub(crate) failure: FailureCause,
+    pub(crate) tree: Arc<Tree>,
+}
+
+/// What every call of one tree shares.
+pub(crate) struct Tree {
+    /// The channels the tree may hold.
+    pub(crate) budget: Budget,
+    max_depth: u32,
+}
+
+/// Grows memories and tables up to the call's limits, and remembers a refusal so that the
+/// trap that usually follows is reported as the memory limit it is.
+struct MemoryLimiter {
+    max_memory_bytes: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory_bytes;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 /// A call that passed every check that needs no guest.
 pub(crate) struct PreparedCall {
     host: Arc<HostInner>,
-    slot: Arc<ComponentSlot>,
+    function: Arc<Function>,
     payload: String,
     scope: CallScope,
     timeout: Duration,
 }
 
+/// Check a payload or result against `limits`: size first (before any parsing), then
+/// nesting (before a recursive parser sees it), then syntax.
+fn check_json(what: &str, text: &str, limits: &Limits) -> Result<(), CallError> {
+    if text.len() > limits.max_payload_bytes {
+        return Err(CallError::LimitExceeded(format!(
+            "the {what} is {} bytes; at most {} bytes are allowed (stream large data through a channel)",
+            text.len(),
+            limits.max_payload_bytes
+        )));
+    }
+    let depth = json_depth(text);
+    if depth > limits.max_json_depth {
+        return Err(CallError::LimitExceeded(format!(
+            "the {what} nests {depth} levels deep; at most {} are allowed",
+            limits.max_json_depth
+        )));
+    }
+    match serde_json::from_str::<IgnoredAny>(text) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(CallError::InvalidInput(format!("the {what} is not valid JSON: {err}"))),
+    }
+}
+
 impl HostInner {
-    /// Check a call and work out its deadline.
+    /// Check a call and work out its deadline and tree.
     pub(crate) fn prepare(
         self: &Arc<Self>,
         function_id: &str,
@@ -88,39 +145,31 @@ impl HostInner {
                 function_id.len()
             )));
         }
-        let (slot, own_timeout) =
-            self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
-        let max_payload = self.config.max_payload_bytes;
-        if payload.len() > max_payload {
-            return Err(CallError::LimitExceeded(format!(
-                "the payload is {} bytes; payloads are at most {max_payload} bytes (stream large data through a channel)",
-                payload.len()
-            )));
+        let function = self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
+        let limits = &function.limits;
+        check_json("payload", &payload, limits)?;
+        let (depth, tree) = match caller {
+            None => (
+                0,
+                Arc::new(Tree {
+                    budget: Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes),
+                    max_depth: limits.max_call_depth,
+                }),
+            ),
+            Some(caller) => (caller.depth + 1, Arc::clone(&caller.tree)),
+        };
+        if depth > tree.max_depth {
+            return Err(CallError::LimitExceeded(format!("call depth: calls may nest at most {} deep", tree.max_depth)));
         }
-        if let Err(err) = serde_json::from_str::<IgnoredAny>(&payload) {
-            return Err(CallError::InvalidInput(format!("the payload is not valid JSON: {err}")));
-        }
-        let depth = caller.map_or(0, |c| c.depth + 1);
-        if depth > self.config.max_call_depth {
-            return Err(CallError::LimitExceeded(format!(
-                "call depth: calls may nest at most {} deep",
-                self.config.max_call_depth
-            )));
-        }
-        let timeout = timeout.or(own_timeout).unwrap_or(self.config.default_timeout);
+        let timeout = timeout.unwrap_or(limits.timeout);
         let own_deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
         let deadline = caller.map_or(own_deadline, |c| c.deadline.min(own_deadline));
         Ok(PreparedCall {
             host: Arc::clone(self),
-            slot,
             payload,
-            scope: CallScope {
-                function_id: function_id.into(),
-                depth,
-                deadline,
-                failure: FailureCause::new(),
-            },
+            scope: CallScope { function_id: function_id.into(), depth, deadline, failure: FailureCause::new(), tree },
             timeout: deadline.saturating_duration_since(Instant::now()),
+            function,
         })
     }
 }
@@ -141,36 +190,43 @@ impl PreparedCall {
     pub(crate) async fn call(self) -> Result<String, CallError> {
         let function_id = self.scope.function_id.to_string();
         self.start().await.unwrap_or_else(|join| {
-            Err(CallError::Trapped {
-                function_id,
-                message: format!("the host task running the call failed: {join}"),
-            })
+            Err(CallError::Trapped { function_id, message: format!("the host task running the call failed: {join}") })
         })
     }
 
     async fn run(self) -> Result<String, CallError> {
-        let PreparedCall { host, slot, payload, scope, timeout } = self;
+        let failure = self.scope.failure.clone();
+        let result = self.run_inner().await;
+        if let Err(err) = &result {
+            failure.set(err.to_string());
+        }
+        result
+    }
+
+    async fn run_inner(self) -> Result<String, CallError> {
+        let PreparedCall { host, function, payload, scope, timeout } = self;
         let function_id = scope.function_id.to_string();
-        let pre = slot.ready(&host.engine, &host.linker).await.map_err(|err| CallError::Unavailable {
-            function_id: function_id.clone(),
-            message: error_chain(&err),
-        })?;
-        let (stdout, stderr) = stdio::pair(Arc::clone(&scope.function_id));
-        let wasi = WasiCtx::builder()
-            .stdout(stdout)
-            .stderr(stderr)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let limits = &function.limits;
+        let unavailable = |message: String| CallError::Unavailable { function_id: function_id.clone(), message };
+        let pre = function.slot.ready(&host.engine, &host.linker).await.map_err(|e| unavailable(error_chain(&e)))?;
+        let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
+
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_handles);
         let failure = scope.failure.clone();
         let deadline = scope.deadline;
-        let mut store = Store::new(
-            &host.engine,
-            Invocation { wasi, table: ResourceTable::new(), host: Arc::clone(&host), scope },
-        );
+        let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
+        let mut store = Store::new(&host.engine, Invocation { wasi, table, host: Arc::clone(&host), scope, limiter });
+        store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.max_hostcall_bytes);
         store.set_epoch_deadline(engine::ticks_for(timeout));
         store.epoch_deadline_trap();
+        if host.fuel_metering {
+            let configured = store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+            configured.map_err(|e| unavailable(format!("cannot meter fuel: {e}")))?;
+        }
 
         let outcome = tokio::time::timeout_at(deadline, async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -180,27 +236,73 @@ impl PreparedCall {
 
         let result = match outcome {
             Err(_elapsed) => Err(CallError::TimedOut { function_id, timeout }),
-            Ok(Err(err)) if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
-                Err(CallError::TimedOut { function_id, timeout })
-            }
-            Ok(Err(err)) => Err(CallError::Trapped { function_id, message: format!("{err:?}") }),
+            Ok(Err(err)) => Err(classify(err, function_id, timeout, limits, store.data().limiter.refused)),
             Ok(Ok(Err(message))) => Err(CallError::Failed { function_id, message }),
-            Ok(Ok(Ok(json))) => match serde_json::from_str::<IgnoredAny>(&json) {
-                Ok(_) => Ok(json),
-                Err(err) => Err(CallError::Failed {
-                    function_id,
-                    message: format!("the function returned a result that is not valid JSON: {err}"),
-                }),
-            },
+            Ok(Ok(Ok(json))) => check_json("result", &json, limits).map(|()| json).map_err(|err| match err {
+                CallError::InvalidInput(message) => CallError::Failed { function_id, message },
+                other => other,
+            }),
         };
         if let Err(err) = &result {
+            // Record why before the store (and every writer in it) is dropped.
             failure.set(err.to_string());
         }
-        // Dropping the store drops every resource the guest still held; unclosed writers
-        // abort with `failure`'s reason.
         drop(store);
         result
     }
+}
+
+/// Name what stopped a guest.
+fn classify(err: wasmtime::Error, function_id: String, timeout: Duration, limits: &Limits, refused: bool) -> CallError {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return CallError::TimedOut { function_id, timeout },
+        Some(Trap::OutOfFuel) => return CallError::OutOfFuel { function_id, fuel: limits.fuel.unwrap_or(u64::MAX) },
+        _ => {}
+    }
+    if let Some(ResourceTableError::Full) = err.downcast_ref::<ResourceTableError>() {
+        return CallError::LimitExceeded(format!(
+            "resource handles: a call may hold at most {} channel ends and pending calls",
+            limits.max_handles
+        ));
+    }
+    let message = format!("{err:?}");
+    if message.contains("fuel allocated for hostcalls has been exhausted") {
+        return CallError::LimitExceeded(format!(
+            "bytes passed to the host in one call: at most {} (split large writes)",
+            limits.max_hostcall_bytes
+        ));
+    }
+    if refused {
+        return CallError::MemoryLimitExceeded { function_id, max_bytes: limits.max_memory_bytes, message };
+    }
+    CallError::Trapped { function_id, message }
+}
+
+/// The WASI context of one call: nothing but what the function was granted, and its
+/// output turned into log lines.
+fn wasi_ctx(function_id: &Arc<str>, limits: &Limits, caps: &Capabilities) -> Result<WasiCtx, String> {
+    let (stdout, stderr) = stdio::pair(Arc::clone(function_id), limits.max_output_bytes);
+    let mut builder = WasiCtxBuilder::new();
+    builder.stdout(stdout).stderr(stderr).allow_ip_name_lookup(false);
+    for (key, value) in &caps.env {
+        builder.env(key, value);
+    }
+    for dir in &caps.dirs {
+        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| format!("cannot open the granted directory {}: {e}", dir.host.display()))?;
+    }
+    if caps.network.is_empty() {
+        builder.allow_tcp(false).allow_udp(false);
+    } else {
+        let grants = caps.network.clone();
+        builder.socket_addr_check(move |addr, _use| {
+            let allowed = grants.iter().any(|grant| grant.allows(&addr));
+            Box::pin(async move { allowed })
+        });
+    }
+    Ok(builder.build())
 }
 
 /// An error and its causes on one line.

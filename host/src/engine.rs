@@ -21,10 +21,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// deeply recursing guest can make the host build.
 pub const MAX_BACKTRACE_FRAMES: usize = 32;
 
-/// Build the engine and start its epoch ticker.
-pub(crate) fn new() -> Result<Engine, HostError> {
+/// Build the engine and start its epoch ticker. `fuel` turns on fuel metering (it costs
+/// a few percent of guest speed, so it is on only when some function has a fuel limit).
+pub(crate) fn new(fuel: bool) -> Result<Engine, HostError> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    config.consume_fuel(fuel);
     config.wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES));
     let engine = Engine::new(&config).map_err(|e| HostError::Engine(boxed(e)))?;
     start_ticker(&engine)?;

@@ -47,6 +47,24 @@ pub enum CallError {
         /// The budget it had.
         timeout: Duration,
     },
+    /// The function tried to grow its memory past its limit (and then trapped).
+    #[error("function {function_id:?} exceeded its memory limit of {max_bytes} bytes: {message}")]
+    MemoryLimitExceeded {
+        /// The function.
+        function_id: String,
+        /// Its memory limit.
+        max_bytes: usize,
+        /// The trap that followed the refused growth.
+        message: String,
+    },
+    /// The function burned all its fuel.
+    #[error("function {function_id:?} ran out of fuel ({fuel} units)")]
+    OutOfFuel {
+        /// The function.
+        function_id: String,
+        /// The fuel it had.
+        fuel: u64,
+    },
     /// A limit was reached; the message names it.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -62,7 +80,8 @@ pub enum CallError {
 
 impl CallError {
     /// The stable name of this error's kind (`"not-found"`, `"invalid-input"`,
-    /// `"failed"`, `"trapped"`, `"timed-out"`, `"limit-exceeded"`, `"unavailable"`).
+    /// `"failed"`, `"trapped"`, `"timed-out"`, `"memory-limit"`, `"out-of-fuel"`,
+    /// `"limit-exceeded"`, `"unavailable"`).
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::NotFound(_) => "not-found",
@@ -70,6 +89,8 @@ impl CallError {
             CallError::Failed { .. } => "failed",
             CallError::Trapped { .. } => "trapped",
             CallError::TimedOut { .. } => "timed-out",
+            CallError::MemoryLimitExceeded { .. } => "memory-limit",
+            CallError::OutOfFuel { .. } => "out-of-fuel",
             CallError::LimitExceeded(_) => "limit-exceeded",
             CallError::Unavailable { .. } => "unavailable",
         }

@@ -9,46 +9,51 @@ use rill_broker::{Broker, BrokerConfig, ChannelError, ChannelOptions, NewChannel
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::Function;
+use crate::bindings::Function as FunctionWorld;
 use crate::call::{Invocation, MAX_FUNCTION_ID_BYTES};
 use crate::component::{ComponentSlot, ComponentSource};
 use crate::error::boxed;
 use crate::manifest::Manifest;
-use crate::{CallError, HostError, engine};
-
-/// Default wall-clock budget of a call (30 s, as iii's SDKs).
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default limit on nested calls (A triggers B triggers …): 16. Stops a function that
-/// triggers itself from recursing without end.
-pub const DEFAULT_MAX_CALL_DEPTH: u32 = 16;
-
-/// Default largest payload (and result) of a call: 1 MiB. Payloads are small JSON by
-/// design; large data goes through channels.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+use crate::{CallError, Capabilities, HostError, Limits, engine};
 
 /// Host-wide settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct HostConfig {
-    /// Budget of a call that names no timeout of its own.
-    pub default_timeout: Duration,
-    /// How deep calls may nest.
-    pub max_call_depth: u32,
-    /// Largest payload accepted by a call.
-    pub max_payload_bytes: usize,
+    /// The limits of functions registered without limits of their own.
+    pub limits: Limits,
     /// The channel broker's settings.
     pub broker: BrokerConfig,
 }
 
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            default_timeout: DEFAULT_CALL_TIMEOUT,
-            max_call_depth: DEFAULT_MAX_CALL_DEPTH,
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-            broker: BrokerConfig::default(),
-        }
+/// How one function is served: its component, its limits and what it may reach.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FunctionConfig {
+    /// Where the component comes from.
+    pub source: ComponentSource,
+    /// Its limits; `None` uses the host's default [`HostConfig::limits`].
+    pub limits: Option<Limits>,
+    /// What it may reach outside its sandbox (nothing by default).
+    pub capabilities: Capabilities,
+}
+
+impl FunctionConfig {
+    /// A function served by `source`, with the host's default limits and no capabilities.
+    pub fn new(source: ComponentSource) -> FunctionConfig {
+        FunctionConfig { source, limits: None, capabilities: Capabilities::default() }
+    }
+
+    /// Use `limits` for this function.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Grant `capabilities` to this function.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
     }
 }
 
@@ -84,18 +89,21 @@ pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<Invocation>,
     pub(crate) broker: Broker,
-    pub(crate) config: HostConfig,
-    functions: HashMap<String, FunctionEntry>,
+    /// Whether the engine meters fuel (some function has a fuel limit).
+    pub(crate) fuel_metering: bool,
+    functions: HashMap<String, Arc<Function>>,
 }
 
-struct FunctionEntry {
-    slot: Arc<ComponentSlot>,
-    timeout: Option<Duration>,
+/// A registered function.
+pub(crate) struct Function {
+    pub(crate) slot: Arc<ComponentSlot>,
+    pub(crate) limits: Limits,
+    pub(crate) capabilities: Capabilities,
 }
 
 impl HostInner {
-    pub(crate) fn function(&self, id: &str) -> Option<(Arc<ComponentSlot>, Option<Duration>)> {
-        self.functions.get(id).map(|f| (Arc::clone(&f.slot), f.timeout))
+    pub(crate) fn function(&self, id: &str) -> Option<Arc<Function>> {
+        self.functions.get(id).cloned()
     }
 }
 
@@ -120,12 +128,16 @@ impl Host {
     /// [`HostError`] when the manifest is unreadable or invalid, or the host cannot start.
     pub fn from_manifest(path: &Path) -> Result<Host, HostError> {
         let manifest = Manifest::from_file(path)?;
-        let mut builder = Host::builder();
-        if let Some(timeout) = manifest.default_timeout() {
-            builder.config.default_timeout = timeout;
-        }
+        let mut config = HostConfig::default();
+        manifest.host.limits.apply(&mut config.limits);
+        let mut builder = Host::builder().config(config.clone());
         for (id, function) in &manifest.functions {
-            builder = builder.function_with_timeout(id, manifest.source(function), function.timeout());
+            let mut limits = config.limits.clone();
+            function.limits.apply(&mut limits);
+            let function_config = FunctionConfig::new(manifest.source(function))
+                .limits(limits)
+                .capabilities(manifest.capabilities(function));
+            builder = builder.function_with(id, function_config);
         }
         builder.build()
     }
@@ -213,9 +225,9 @@ impl Host {
     /// [`CallError::NotFound`] for an unknown id, [`CallError::Unavailable`] when the
     /// component cannot be built, compiled or linked.
     pub async fn prepare(&self, function_id: &str) -> Result<(), CallError> {
-        let (slot, _) =
+        let function =
             self.inner.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
-        slot.ready(&self.inner.engine, &self.inner.linker).await.map(drop).map_err(|err| {
+        function.slot.ready(&self.inner.engine, &self.inner.linker).await.map(drop).map_err(|err| {
             CallError::Unavailable {
                 function_id: function_id.to_owned(),
                 message: crate::call::error_chain(&err),
@@ -228,7 +240,7 @@ impl Host {
 #[derive(Debug, Default)]
 pub struct HostBuilder {
     config: HostConfig,
-    functions: Vec<(String, ComponentSource, Option<Duration>)>,
+    functions: Vec<(String, FunctionConfig)>,
 }
 
 impl HostBuilder {
@@ -238,19 +250,15 @@ impl HostBuilder {
         self
     }
 
-    /// Serve `id` with the component from `source`.
+    /// Serve `id` with the component from `source`, the default limits and no
+    /// capabilities.
     pub fn function(self, id: impl Into<String>, source: ComponentSource) -> Self {
-        self.function_with_timeout(id, source, None)
+        self.function_with(id, FunctionConfig::new(source))
     }
 
-    /// Serve `id` with the component from `source`, with its own default timeout.
-    pub fn function_with_timeout(
-        mut self,
-        id: impl Into<String>,
-        source: ComponentSource,
-        timeout: Option<Duration>,
-    ) -> Self {
-        self.functions.push((id.into(), source, timeout));
+    /// Serve `id` as `config` says.
+    pub fn function_with(mut self, id: impl Into<String>, config: FunctionConfig) -> Self {
+        self.functions.push((id.into(), config));
         self
     }
 
@@ -265,15 +273,16 @@ impl HostBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(HostError::NoRuntime);
         }
-        let engine = engine::new()?;
+        let fuel_metering = self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
+            || self.config.limits.fuel.is_some();
+        let engine = engine::new(fuel_metering)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
-        Function::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| HostError::Engine(boxed(e)))?;
+        FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(|e| HostError::Engine(boxed(e)))?;
 
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
         let mut functions = HashMap::new();
-        for (id, source, timeout) in self.functions {
+        for (id, config) in self.functions {
             if id.is_empty() || id.len() > MAX_FUNCTION_ID_BYTES || id.chars().any(char::is_control) {
                 return Err(HostError::FunctionId {
                     id,
@@ -283,10 +292,16 @@ impl HostBuilder {
             if functions.contains_key(&id) {
                 return Err(HostError::FunctionId { id, reason: "registered twice".into() });
             }
+            let source = config.source;
             let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
-            functions.insert(id, FunctionEntry { slot, timeout });
+            let function = Function {
+                slot,
+                limits: config.limits.unwrap_or_else(|| self.config.limits.clone()),
+                capabilities: config.capabilities,
+            };
+            functions.insert(id, Arc::new(function));
         }
         let broker = Broker::new(self.config.broker.clone());
-        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, config: self.config, functions }) })
+        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, fuel_metering, functions }) })
     }
 }

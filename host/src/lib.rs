@@ -34,11 +34,13 @@
 
 mod bindings;
 mod call;
+pub mod capabilities;
 mod component;
 mod engine;
 mod error;
 mod host;
 mod imports;
+pub mod limits;
 pub mod manifest;
 pub mod rust_guest;
 mod stdio;
@@ -47,11 +49,11 @@ pub use call::MAX_FUNCTION_ID_BYTES;
 pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES};
 pub use error::{CallError, HostError, LoadError};
-pub use host::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_CALL_DEPTH, DEFAULT_MAX_PAYLOAD_BYTES, Host, HostBuilder, HostConfig,
-};
+pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
+pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
+pub use limits::Limits;
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
     NewChannel, Reader, Writer,
 };
-pub use stdio::{MAX_LOG_BYTES_PER_CALL, MAX_LOG_LINE_BYTES, inert};
+pub use stdio::{MAX_LOG_LINE_BYTES, inert};

@@ -1,15 +1,20 @@
 //! `rill.toml`: which functions a host serves, and from which components.
 //!
 //! ```toml
-//! # Settings for every call (all optional).
-//! [host]
-//! default_timeout_ms = 30000
+//! # Default limits of every function (all optional; see `rill::Limits`).
+//! [host.limits]
+//! timeout_ms = 30000
 //!
 //! # One table per function id. `component` is a built `.wasm` or a Rust guest crate
 //! # directory, relative to this file.
 //! [functions."files::process"]
 //! component = "guests/rust/examples/files"
-//! timeout_ms = 60000   # optional; overrides the default for this function
+//!
+//! [functions."files::process".limits]      # optional overrides for this function
+//! max_memory_bytes = 134217728
+//!
+//! [functions."files::process".capabilities] # optional grants (nothing by default)
+//! dirs = [{ host = "data", guest = "/data" }]
 //! ```
 //!
 //! Several ids may name the same component; it is compiled once and serves them all (the
@@ -21,7 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ComponentSource;
+use crate::{Capabilities, ComponentSource, Limits};
 
 /// Why a manifest could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +73,9 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HostSection {
-    /// Wall-clock budget of a call that names none, in milliseconds.
-    pub default_timeout_ms: Option<u64>,
+    /// Default limits of every function.
+    #[serde(default)]
+    pub limits: LimitOverrides,
 }
 
 /// One `[functions."id"]` table.
@@ -80,8 +86,55 @@ pub struct FunctionSection {
     /// A built component (`.wasm`) or a Rust guest crate directory, relative to the
     /// manifest.
     pub component: PathBuf,
-    /// This function's default wall-clock budget, in milliseconds.
+    /// This function's limits, over the host's defaults.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// What this function may reach (nothing by default).
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+/// A `limits` table: any subset of [`Limits`]; what is missing keeps its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+#[expect(missing_docs, reason = "each field is the Limits field of the same name (timeout in milliseconds)")]
+pub struct LimitOverrides {
+    pub max_memory_bytes: Option<usize>,
     pub timeout_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_hostcall_bytes: Option<usize>,
+    pub max_handles: Option<usize>,
+    pub max_tree_channels: Option<usize>,
+    pub max_tree_buffer_bytes: Option<usize>,
+    pub max_payload_bytes: Option<usize>,
+    pub max_json_depth: Option<usize>,
+    pub max_call_depth: Option<u32>,
+    pub max_output_bytes: Option<usize>,
+}
+
+impl LimitOverrides {
+    /// Overwrite the fields of `limits` that this table sets.
+    pub fn apply(&self, limits: &mut Limits) {
+        fn set<T: Copy>(field: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        set(&mut limits.max_memory_bytes, self.max_memory_bytes);
+        set(&mut limits.timeout, self.timeout_ms.map(Duration::from_millis));
+        if self.fuel.is_some() {
+            limits.fuel = self.fuel;
+        }
+        set(&mut limits.max_hostcall_bytes, self.max_hostcall_bytes);
+        set(&mut limits.max_handles, self.max_handles);
+        set(&mut limits.max_tree_channels, self.max_tree_channels);
+        set(&mut limits.max_tree_buffer_bytes, self.max_tree_buffer_bytes);
+        set(&mut limits.max_payload_bytes, self.max_payload_bytes);
+        set(&mut limits.max_json_depth, self.max_json_depth);
+        set(&mut limits.max_call_depth, self.max_call_depth);
+        set(&mut limits.max_output_bytes, self.max_output_bytes);
+    }
 }
 
 impl Manifest {
@@ -114,16 +167,13 @@ impl Manifest {
         ComponentSource::from_path(self.base_dir.join(&function.component))
     }
 
-    /// The default call timeout, if the manifest sets one.
-    pub fn default_timeout(&self) -> Option<Duration> {
-        self.host.default_timeout_ms.map(Duration::from_millis)
-    }
-}
-
-impl FunctionSection {
-    /// This function's own timeout, if set.
-    pub fn timeout(&self) -> Option<Duration> {
-        self.timeout_ms.map(Duration::from_millis)
+    /// A function's capabilities, with granted directories resolved against the manifest.
+    pub fn capabilities(&self, function: &FunctionSection) -> Capabilities {
+        let mut capabilities = function.capabilities.clone();
+        for dir in &mut capabilities.dirs {
+            dir.host = self.base_dir.join(&dir.host);
+        }
+        capabilities
     }
 }
 
@@ -132,24 +182,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_functions_and_resolves_paths() {
+    fn parses_functions_limits_and_capabilities() {
         let text = r#"
-            [host]
-            default_timeout_ms = 5000
+            [host.limits]
+            timeout_ms = 5000
 
             [functions."files::process"]
             component = "guests/files.wasm"
-            timeout_ms = 100
+
+            [functions."files::process".limits]
+            max_memory_bytes = 1000000
+            fuel = 42
+
+            [functions."files::process".capabilities]
+            dirs = [{ host = "data", guest = "/data" }, { host = "/abs", guest = "/out", writable = true }]
+            env = { REGION = "eu" }
+            network = ["127.0.0.1:8080"]
 
             [functions."files::other"]
             component = "guests/files.wasm"
         "#;
         let manifest = Manifest::parse(text, "/srv").unwrap();
-        assert_eq!(manifest.default_timeout(), Some(Duration::from_secs(5)));
+        let mut defaults = Limits::default();
+        manifest.host.limits.apply(&mut defaults);
+        assert_eq!(defaults.timeout, Duration::from_secs(5));
+
         let process = &manifest.functions["files::process"];
-        assert_eq!(process.timeout(), Some(Duration::from_millis(100)));
+        let mut limits = defaults.clone();
+        process.limits.apply(&mut limits);
+        assert_eq!((limits.max_memory_bytes, limits.fuel, limits.timeout), (1_000_000, Some(42), Duration::from_secs(5)));
         assert_eq!(manifest.source(process), ComponentSource::File("/srv/guests/files.wasm".into()));
-        assert_eq!(manifest.functions["files::other"].timeout(), None);
+        let caps = manifest.capabilities(process);
+        assert_eq!(caps.dirs[0], crate::DirGrant::read_only("/srv/data", "/data"));
+        assert_eq!(caps.dirs[1], crate::DirGrant::writable("/abs", "/out"));
+        assert_eq!(caps.env["REGION"], "eu");
+        assert_eq!(caps.network[0].to_string(), "127.0.0.1:8080");
+
+        let other = &manifest.functions["files::other"];
+        assert_eq!(other.limits, LimitOverrides::default());
+        assert_eq!(manifest.capabilities(other), Capabilities::default(), "nothing is granted by default");
     }
 
     #[test]
@@ -158,5 +229,9 @@ mod tests {
         assert!(err.to_string().contains("componnet"), "{err}");
         assert!(Manifest::parse("[hots]\n", "/").is_err());
         assert!(Manifest::parse("[functions.\"a\"]\n", "/").is_err(), "component is required");
+        let bad_limit = "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".limits]\nmax_memroy_bytes = 1\n";
+        assert!(Manifest::parse(bad_limit, "/").is_err());
+        let bad_grant = "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".capabilities]\nnetwork = [\"example.com:80\"]\n";
+        assert!(Manifest::parse(bad_grant, "/").unwrap_err().to_string().contains("invalid network grant"));
     }
 }

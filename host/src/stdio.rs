@@ -3,8 +3,9 @@
 //! Guests get no terminal and no file: each line they print becomes a `tracing` event
 //! (target `rill::guest`) carrying the function id and the stream name. Control
 //! characters are escaped so a guest cannot forge log lines or drive a terminal, lines
-//! are cut at [`MAX_LOG_LINE_BYTES`], and one invocation may print at most
-//! [`MAX_LOG_BYTES_PER_CALL`]; past that its output is dropped with one notice.
+//! are cut at [`MAX_LOG_LINE_BYTES`], and one invocation may print at most its
+//! [`Limits::max_output_bytes`](crate::Limits::max_output_bytes); past that its output is
+//! dropped with one notice.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,9 +17,6 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// memory a guest that never prints a newline can make the host hold.
 pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
 
-/// Most bytes one invocation may print to stdout and stderr together (1 MiB). Protects
-/// the log (and whoever reads it) from a guest printing in a loop.
-pub const MAX_LOG_BYTES_PER_CALL: usize = 1 << 20;
 
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +38,7 @@ impl Stream {
 #[derive(Debug)]
 struct Budget {
     remaining: usize,
+    max: usize,
     announced_cut: bool,
 }
 
@@ -53,8 +52,8 @@ pub(crate) struct GuestLog {
 }
 
 /// Make the stdout and stderr of one invocation of `function_id`.
-pub(crate) fn pair(function_id: Arc<str>) -> (GuestLog, GuestLog) {
-    let budget = Arc::new(Mutex::new(Budget { remaining: MAX_LOG_BYTES_PER_CALL, announced_cut: false }));
+pub(crate) fn pair(function_id: Arc<str>, max_bytes: usize) -> (GuestLog, GuestLog) {
+    let budget = Arc::new(Mutex::new(Budget { remaining: max_bytes, max: max_bytes, announced_cut: false }));
     let make = |stream| GuestLog {
         function_id: Arc::clone(&function_id),
         stream,
@@ -75,7 +74,8 @@ impl GuestLog {
                     tracing::warn!(
                         target: "rill::guest",
                         function = %inert(&self.function_id),
-                        "guest printed more than {MAX_LOG_BYTES_PER_CALL} bytes in one call; the rest is dropped"
+                        "guest printed more than {} bytes in one call; the rest is dropped",
+                        budget.max
                     );
                 }
             }

@@ -214,12 +214,16 @@ fn malformed_payload_json_is_a_clear_error() {
 
 #[test]
 fn a_malformed_field_spec_is_a_clear_error() {
-    assert_fails(&run(rill().arg("test::echo").arg("--reader-from").arg("nofield")), 2, "expected FIELD=PATH");
+    assert_fails(
+        &run(rill().arg("test::echo").arg("--reader-from").arg("nofield")),
+        2,
+        "expected FIELD=PATH",
+    );
 }
 
 #[test]
-fn a_trap_exits_1_with_the_trap() {
-    assert_fails(&run(rill().arg("test::trap").arg(r#"{"message":"kaboom"}"#)), 1, "trapped");
+fn a_trap_exits_7_with_the_trap() {
+    assert_fails(&run(rill().arg("test::trap").arg(r#"{"message":"kaboom"}"#)), 7, "trapped");
 }
 
 #[test]
@@ -238,7 +242,8 @@ fn a_missing_input_file_is_a_clear_error() {
 
 #[test]
 fn a_missing_manifest_is_a_clear_error() {
-    let output = run(Command::new(env!("CARGO_BIN_EXE_rill")).args(["call", "x", "--manifest", "/no/rill.toml"]));
+    let output =
+        run(Command::new(env!("CARGO_BIN_EXE_rill")).args(["call", "x", "--manifest", "/no/rill.toml"]));
     assert_fails(&output, 5, "cannot read the manifest /no/rill.toml");
 }
 

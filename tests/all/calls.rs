@@ -187,7 +187,7 @@ fn first_error(mut result: &Value) -> Option<String> {
 async fn call_depth_obeyed() {
     let host = host();
     // The outer call is depth 0; the innermost echo sits at the limit.
-    let depth = rill::DEFAULT_MAX_CALL_DEPTH as usize - 1;
+    let depth = rill::limits::DEFAULT_MAX_CALL_DEPTH as usize - 1;
     let result = call(&host, "test::call", nested_calls(depth)).await;
     assert_eq!(first_error(&result), None, "{result}");
 }
@@ -195,7 +195,7 @@ async fn call_depth_obeyed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_depth_violated() {
     let host = host();
-    let depth = rill::DEFAULT_MAX_CALL_DEPTH as usize;
+    let depth = rill::limits::DEFAULT_MAX_CALL_DEPTH as usize;
     let result = call(&host, "test::call", nested_calls(depth)).await;
     let err = first_error(&result).expect("the innermost call is refused");
     assert!(err.starts_with("limit-exceeded: call depth"), "{err}");
@@ -203,7 +203,7 @@ async fn call_depth_violated() {
 
 fn small_payload_host() -> rill::Host {
     let mut config = HostConfig::default();
-    config.max_payload_bytes = 1000;
+    config.limits.max_payload_bytes = 1000;
     host_with(config)
 }
 

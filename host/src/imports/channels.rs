@@ -66,7 +66,7 @@ impl wit::Host for Invocation {
     async fn create(&mut self, options: wit::ChannelOptions) -> WitResult<wit::Channel> {
         let mut opts = ChannelOptions::default();
         opts.buffer_bytes = options.buffer_bytes.map(|b| b as usize);
-        let channel = match self.host.broker.create(&opts) {
+        let channel = match self.host.broker.create_within(&opts, Some(&self.scope.tree.budget)) {
             Ok(channel) => channel,
             Err(err) => return Ok(Err(to_wit_error(err))),
         };

@@ -25,6 +25,9 @@ pub(crate) fn to_wit_error(err: CallError) -> wit::CallError {
         CallError::TimedOut { .. } => wit::CallError::TimedOut,
         CallError::LimitExceeded(why) => wit::CallError::LimitExceeded(why),
         other @ CallError::Unavailable { .. } => wit::CallError::Unavailable(other.to_string()),
+        other @ (CallError::MemoryLimitExceeded { .. } | CallError::OutOfFuel { .. }) => {
+            wit::CallError::LimitExceeded(other.to_string())
+        }
         other => wit::CallError::Failed(other.to_string()),
     }
 }

@@ -24,17 +24,23 @@ pub(crate) const EXIT_TIMEOUT: u8 = 3;
 pub(crate) const EXIT_LIMIT: u8 = 4;
 pub(crate) const EXIT_HOST: u8 = 5;
 pub(crate) const EXIT_STREAM: u8 = 6;
+pub(crate) const EXIT_TRAPPED: u8 = 7;
+pub(crate) const EXIT_MEMORY: u8 = 8;
+pub(crate) const EXIT_FUEL: u8 = 9;
 
 pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
   0  the function returned a result (printed to stdout)
-  1  the function returned an error or trapped
+  1  the function returned an error
   2  bad input: usage, payload JSON, unknown function, field paths
   3  the function did not finish before its deadline
   4  a limit was exceeded
   5  the host could not start or load the function (manifest, build, compile)
   6  a stream failed: a file could not be read or written, or the function aborted or
-     abandoned a channel";
+     abandoned a channel
+  7  the function trapped (the trap and the guest backtrace are printed)
+  8  the function exceeded its memory limit
+  9  the function ran out of fuel";
 
 /// Bytes read from an input file per channel write.
 const FEED_CHUNK_BYTES: usize = 256 << 10;
@@ -78,7 +84,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         let error = error.into();
         let code = match error.downcast_ref::<CallError>() {
-            Some(CallError::Failed { .. } | CallError::Trapped { .. }) => EXIT_FAILED,
+            Some(CallError::Failed { .. }) => EXIT_FAILED,
+            Some(CallError::Trapped { .. }) => EXIT_TRAPPED,
+            Some(CallError::MemoryLimitExceeded { .. }) => EXIT_MEMORY,
+            Some(CallError::OutOfFuel { .. }) => EXIT_FUEL,
             Some(CallError::NotFound(_) | CallError::InvalidInput(_)) => EXIT_INPUT,
             Some(CallError::TimedOut { .. }) => EXIT_TIMEOUT,
             Some(CallError::LimitExceeded(_)) => EXIT_LIMIT,

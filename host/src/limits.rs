@@ -1,0 +1,139 @@
+//! The sandbox's limits: everything a guest can make the host spend is bounded here.
+//!
+//! [`Limits`] holds one value per limit. A host has default limits
+//! ([`HostConfig::limits`](crate::HostConfig::limits)); each function may override any of
+//! them (in `rill.toml` under `[functions."id".limits]`, or in code with
+//! [`FunctionConfig`](crate::FunctionConfig)). Limits that bound a whole call tree (the
+//! channels it may hold, how deep it may nest) come from the function that started the
+//! tree; the others apply to each call.
+//!
+//! Each field's doc says what it protects. Exceeding a limit is a typed error for the
+//! guest that exceeded it ([`CallError`](crate::CallError)), never harm to the host.
+
+use std::time::Duration;
+
+/// Default linear memory per instance (64 MiB).
+pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
+/// Default wall-clock budget of a call (30 s, as iii's SDKs).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bytes a guest may pass to the host in one host call (4 MiB). Guest SDKs split
+/// larger writes; the host splits them further into channel chunks.
+pub const DEFAULT_MAX_HOSTCALL_BYTES: usize = 4 << 20;
+/// Default resource handles (channel ends, pending calls) one call may hold at once.
+pub const DEFAULT_MAX_HANDLES: usize = 1_000;
+/// Default live channels one call tree may create.
+pub const DEFAULT_MAX_TREE_CHANNELS: usize = 1_000;
+/// Default buffer bytes the channels of one call tree may reserve together (256 MiB).
+pub const DEFAULT_MAX_TREE_BUFFER_BYTES: usize = 256 << 20;
+/// Default largest payload or result of a call (1 MiB). Payloads are small JSON by
+/// design; large data goes through channels.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Default deepest JSON nesting in a payload or result (64).
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+/// Default limit on nested calls (A triggers B triggers …): 16.
+pub const DEFAULT_MAX_CALL_DEPTH: u32 = 16;
+/// Default bytes one call may print to stdout and stderr together (1 MiB).
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Most elements in one wasm table. Bounds host memory a table-growing guest can claim;
+/// generous enough for interpreted guests (CPython, SpiderMonkey) whose tables are large.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Fuel a metered guest burns between yields to the async runtime, so one guest cannot
+/// monopolise a runtime thread (about a millisecond of compute).
+pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// The limits of a function's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Linear memory per instance. Protects host memory from a guest that allocates
+    /// without end; growth past it fails inside the guest (Rust guests then abort).
+    pub max_memory_bytes: usize,
+    /// Wall-clock budget of a call that names none. A call never outlives its caller's
+    /// deadline either.
+    pub timeout: Duration,
+    /// Fuel (roughly, wasm instructions) per call, for deterministic CPU budgets. `None`
+    /// means unmetered; the deadline still applies.
+    pub fuel: Option<u64>,
+    /// Bytes a guest may pass to the host in one host call (a write, a payload, a text
+    /// message). Protects host memory from one huge copy.
+    pub max_hostcall_bytes: usize,
+    /// Resource handles a call may hold at once. Protects the host's handle table from a
+    /// guest that opens ends without dropping them.
+    pub max_handles: usize,
+    /// Live channels a call tree may hold (from the root function's limits).
+    pub max_tree_channels: usize,
+    /// Buffer bytes a call tree's channels may reserve together (from the root
+    /// function's limits). Bounds the host memory a tree's streams can pin.
+    pub max_tree_buffer_bytes: usize,
+    /// Largest payload accepted by, and result returned from, a call.
+    pub max_payload_bytes: usize,
+    /// Deepest JSON nesting in a payload or result. Protects every JSON consumer (host
+    /// and guests) from stack exhaustion.
+    pub max_json_depth: usize,
+    /// How deep calls may nest (from the root function's limits). Stops a function that
+    /// triggers itself.
+    pub max_call_depth: u32,
+    /// Bytes a call may print to stdout and stderr together; the rest is dropped with a
+    /// notice. Protects the logs.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            timeout: DEFAULT_CALL_TIMEOUT,
+            fuel: None,
+            max_hostcall_bytes: DEFAULT_MAX_HOSTCALL_BYTES,
+            max_handles: DEFAULT_MAX_HANDLES,
+            max_tree_channels: DEFAULT_MAX_TREE_CHANNELS,
+            max_tree_buffer_bytes: DEFAULT_MAX_TREE_BUFFER_BYTES,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_call_depth: DEFAULT_MAX_CALL_DEPTH,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+}
+
+/// The deepest nesting of arrays and objects in JSON `text`, found without recursion
+/// (so it is safe on any input). Strings and their escapes are skipped.
+pub(crate) fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth("1"), 0);
+        assert_eq!(json_depth("{}"), 1);
+        assert_eq!(json_depth(r#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(json_depth(r#"["[[[[", "\"[[", {}]"#), 2);
+        assert_eq!(json_depth(&"[".repeat(100_000)), 100_000, "no recursion, no overflow");
+    }
+}
