@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::host::{Function, HostInner};
@@ -87,13 +88,23 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_memory_bytes;
         self.refused |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -145,7 +156,8 @@ impl HostInner {
                 function_id.len()
             )));
         }
-        let function = self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
+        let function =
+            self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
         let limits = &function.limits;
         check_json("payload", &payload, limits)?;
         let (depth, tree) = match caller {
@@ -159,7 +171,10 @@ impl HostInner {
             Some(caller) => (caller.depth + 1, Arc::clone(&caller.tree)),
         };
         if depth > tree.max_depth {
-            return Err(CallError::LimitExceeded(format!("call depth: calls may nest at most {} deep", tree.max_depth)));
+            return Err(CallError::LimitExceeded(format!(
+                "call depth: calls may nest at most {} deep",
+                tree.max_depth
+            )));
         }
         let timeout = timeout.unwrap_or(limits.timeout);
         let own_deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
@@ -167,7 +182,13 @@ impl HostInner {
         Ok(PreparedCall {
             host: Arc::clone(self),
             payload,
-            scope: CallScope { function_id: function_id.into(), depth, deadline, failure: FailureCause::new(), tree },
+            scope: CallScope {
+                function_id: function_id.into(),
+                depth,
+                deadline,
+                failure: FailureCause::new(),
+                tree,
+            },
             timeout: deadline.saturating_duration_since(Instant::now()),
             function,
         })
@@ -190,7 +211,10 @@ impl PreparedCall {
     pub(crate) async fn call(self) -> Result<String, CallError> {
         let function_id = self.scope.function_id.to_string();
         self.start().await.unwrap_or_else(|join| {
-            Err(CallError::Trapped { function_id, message: format!("the host task running the call failed: {join}") })
+            Err(CallError::Trapped {
+                function_id,
+                message: format!("the host task running the call failed: {join}"),
+            })
         })
     }
 
@@ -207,8 +231,13 @@ impl PreparedCall {
         let PreparedCall { host, function, payload, scope, timeout } = self;
         let function_id = scope.function_id.to_string();
         let limits = &function.limits;
-        let unavailable = |message: String| CallError::Unavailable { function_id: function_id.clone(), message };
-        let pre = function.slot.ready(&host.engine, &host.linker).await.map_err(|e| unavailable(error_chain(&e)))?;
+        let unavailable =
+            |message: String| CallError::Unavailable { function_id: function_id.clone(), message };
+        let pre = function
+            .slot
+            .ready(&host.engine, &host.linker)
+            .await
+            .map_err(|e| unavailable(error_chain(&e)))?;
         let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
 
         let mut table = ResourceTable::new();
@@ -216,7 +245,8 @@ impl PreparedCall {
         let failure = scope.failure.clone();
         let deadline = scope.deadline;
         let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
-        let mut store = Store::new(&host.engine, Invocation { wasi, table, host: Arc::clone(&host), scope, limiter });
+        let mut store =
+            Store::new(&host.engine, Invocation { wasi, table, host: Arc::clone(&host), scope, limiter });
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
         store.set_epoch_deadline(engine::ticks_for(timeout));
@@ -253,10 +283,18 @@ impl PreparedCall {
 }
 
 /// Name what stopped a guest.
-fn classify(err: wasmtime::Error, function_id: String, timeout: Duration, limits: &Limits, refused: bool) -> CallError {
+fn classify(
+    err: wasmtime::Error,
+    function_id: String,
+    timeout: Duration,
+    limits: &Limits,
+    refused: bool,
+) -> CallError {
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => return CallError::TimedOut { function_id, timeout },
-        Some(Trap::OutOfFuel) => return CallError::OutOfFuel { function_id, fuel: limits.fuel.unwrap_or(u64::MAX) },
+        Some(Trap::OutOfFuel) => {
+            return CallError::OutOfFuel { function_id, fuel: limits.fuel.unwrap_or(u64::MAX) };
+        }
         _ => {}
     }
     if let Some(ResourceTableError::Full) = err.downcast_ref::<ResourceTableError>() {
@@ -297,8 +335,19 @@ fn wasi_ctx(function_id: &Arc<str>, limits: &Limits, caps: &Capabilities) -> Res
         builder.allow_tcp(false).allow_udp(false);
     } else {
         let grants = caps.network.clone();
-        builder.socket_addr_check(move |addr, _use| {
-            let allowed = grants.iter().any(|grant| grant.allows(&addr));
+        builder.allow_tcp(true).allow_udp(true).socket_addr_check(move |addr, addr_use| {
+            let allowed = match addr_use {
+                // The implicit bind to an ephemeral local port that precedes a connect or
+                // a send; it reaches nothing by itself.
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                    addr.ip().is_unspecified() && addr.port() == 0
+                }
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    grants.iter().any(|grant| grant.allows(&addr))
+                }
+                // The allow-list is outbound only: no listening, no accepting.
+                SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+            };
             Box::pin(async move { allowed })
         });
     }

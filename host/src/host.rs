@@ -273,12 +273,14 @@ impl HostBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(HostError::NoRuntime);
         }
-        let fuel_metering = self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
-            || self.config.limits.fuel.is_some();
+        let fuel_metering =
+            self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
+                || self.config.limits.fuel.is_some();
         let engine = engine::new(fuel_metering)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
-        FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(|e| HostError::Engine(boxed(e)))?;
+        FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| HostError::Engine(boxed(e)))?;
 
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
         let mut functions = HashMap::new();

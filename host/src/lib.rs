@@ -46,10 +46,10 @@ pub mod rust_guest;
 mod stdio;
 
 pub use call::MAX_FUNCTION_ID_BYTES;
+pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES};
 pub use error::{CallError, HostError, LoadError};
-pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
 pub use limits::Limits;
 pub use rill_broker::{

@@ -210,7 +210,10 @@ mod tests {
         let process = &manifest.functions["files::process"];
         let mut limits = defaults.clone();
         process.limits.apply(&mut limits);
-        assert_eq!((limits.max_memory_bytes, limits.fuel, limits.timeout), (1_000_000, Some(42), Duration::from_secs(5)));
+        assert_eq!(
+            (limits.max_memory_bytes, limits.fuel, limits.timeout),
+            (1_000_000, Some(42), Duration::from_secs(5))
+        );
         assert_eq!(manifest.source(process), ComponentSource::File("/srv/guests/files.wasm".into()));
         let caps = manifest.capabilities(process);
         assert_eq!(caps.dirs[0], crate::DirGrant::read_only("/srv/data", "/data"));
@@ -229,7 +232,8 @@ mod tests {
         assert!(err.to_string().contains("componnet"), "{err}");
         assert!(Manifest::parse("[hots]\n", "/").is_err());
         assert!(Manifest::parse("[functions.\"a\"]\n", "/").is_err(), "component is required");
-        let bad_limit = "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".limits]\nmax_memroy_bytes = 1\n";
+        let bad_limit =
+            "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".limits]\nmax_memroy_bytes = 1\n";
         assert!(Manifest::parse(bad_limit, "/").is_err());
         let bad_grant = "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".capabilities]\nnetwork = [\"example.com:80\"]\n";
         assert!(Manifest::parse(bad_grant, "/").unwrap_err().to_string().contains("invalid network grant"));

@@ -17,7 +17,6 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// memory a guest that never prints a newline can make the host hold.
 pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
 
-
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy)]
 enum Stream {

@@ -80,6 +80,7 @@ fn random_file(path: &Path, len: usize) -> String {
 
 /// Run `cmd` to completion and return its output and its peak resident set in bytes,
 /// from the kernel's accounting of that one child (`wait4`).
+#[expect(clippy::zombie_processes, reason = "the child is reaped by wait4, which std cannot see")]
 fn run_measuring_peak_rss(cmd: &mut Command) -> (Output, u64) {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();

@@ -10,3 +10,7 @@ mod seed;
 mod channels;
 // Calls: errors, traps, deadlines, depth and payload limits.
 mod calls;
+// The hostile-guest suite: each attack is the attacker's problem alone.
+mod hostile;
+// Capabilities: nothing unless granted.
+mod capabilities;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use rill::{ComponentSource, Host, HostConfig};
+use rill::{ComponentSource, FunctionConfig, Host, HostConfig};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -51,6 +51,26 @@ pub const SCENARIO_FUNCTIONS: &[&str] = &[
     "test::alloc",
 ];
 
+/// The function ids served by the hostile guest.
+pub const HOSTILE_FUNCTIONS: &[&str] = &[
+    "hostile::loop",
+    "hostile::memory_bomb",
+    "hostile::huge_write",
+    "hostile::channel_flood",
+    "hostile::handle_flood",
+    "hostile::guess_refs",
+    "hostile::replay",
+    "hostile::recurse",
+    "hostile::deep_result",
+    "hostile::big_result",
+    "hostile::stdout_flood",
+    "hostile::never_read",
+    "hostile::read_file",
+    "hostile::write_file",
+    "hostile::env",
+    "hostile::connect",
+];
+
 /// The example functions and the guest crate serving each.
 pub const EXAMPLE_FUNCTIONS: &[(&str, &str)] = &[
     ("files::process", "examples/files"),
@@ -59,14 +79,28 @@ pub const EXAMPLE_FUNCTIONS: &[(&str, &str)] = &[
     ("words::count", "examples/progress"),
 ];
 
-/// A host serving the example and scenario functions, with `config`.
+/// A host serving the example, scenario and hostile functions, with `config`.
 pub fn host_with(config: HostConfig) -> Host {
+    host_with_functions(config, &[])
+}
+
+/// Like [`host_with`], with some functions configured specially (they replace the
+/// default registration of the same id).
+pub fn host_with_functions(config: HostConfig, special: &[(&str, FunctionConfig)]) -> Host {
     let mut builder = Host::builder().config(config);
+    for (id, function) in special {
+        builder = builder.function_with(*id, function.clone());
+    }
+    let taken = |id: &str| special.iter().any(|(s, _)| *s == id);
+    let hostile = guest("test-guests/hostile");
+    for id in HOSTILE_FUNCTIONS.iter().filter(|id| !taken(id)) {
+        builder = builder.function(*id, ComponentSource::File(hostile.clone()));
+    }
     let scenario = guest("test-guests/scenario");
-    for id in SCENARIO_FUNCTIONS {
+    for id in SCENARIO_FUNCTIONS.iter().filter(|id| !taken(id)) {
         builder = builder.function(*id, ComponentSource::File(scenario.clone()));
     }
-    for (id, dir) in EXAMPLE_FUNCTIONS {
+    for (id, dir) in EXAMPLE_FUNCTIONS.iter().filter(|(id, _)| !taken(id)) {
         builder = builder.function(*id, ComponentSource::File(guest(dir)));
     }
     builder.build().expect("the test host builds")
@@ -107,4 +141,44 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The scenario guest's byte pattern: byte `i` of seed `k`.
 pub fn pattern(len: usize, seed: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31 + 7 + seed) % 251) as u8).collect()
+}
+
+/// The scenario guest's component, for registering its functions specially.
+pub fn scenario_component() -> ComponentSource {
+    ComponentSource::File(guest("test-guests/scenario"))
+}
+
+/// The hostile guest's component, for registering its functions specially.
+pub fn hostile_component() -> ComponentSource {
+    ComponentSource::File(guest("test-guests/hostile"))
+}
+
+/// This process's resident set size, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib * 1024
+}
+
+/// Run `files::produce` (a normal function) alongside `attack` and check that it still
+/// returns the right result: whatever the attack does, it hurts only its own guest.
+pub async fn with_bystander<T>(host: &Host, attack: impl Future<Output = T>) -> T {
+    let n = 2 * 1024 * 1024 + 5;
+    let bystander = host.trigger("files::produce", &serde_json::json!({ "bytes": n }));
+    let (result, bystander) = tokio::join!(attack, bystander);
+    let bystander = bystander.expect("the bystander function still works");
+    assert_eq!(bystander["consumer"]["sha256"], sha256_hex(&pattern(n, 0)), "the bystander's data is intact");
+    result
+}
+
+/// Compile every function's component now, so that timing-sensitive tests do not count
+/// compile time (slow on a loaded machine) against channel deadlines.
+pub async fn warm_up(host: &Host) {
+    for id in host.function_ids() {
+        host.prepare(&id).await.unwrap_or_else(|e| panic!("preparing {id}: {e}"));
+    }
 }

@@ -8,6 +8,10 @@ use std::io;
 use crate::bindings::rill::host::channels as wit;
 use crate::{ChannelError, ChannelRef};
 
+/// Most bytes passed to the host in one `write` call (1 MiB): well below the host's
+/// default per-call copy limit, and large enough that the call overhead does not show.
+pub const MAX_WRITE_BYTES: usize = 1 << 20;
+
 /// A new channel: both local ends and the two refs that name them.
 ///
 /// Keep the end you use and hand the other end's ref to another function inside a call
@@ -98,7 +102,12 @@ impl ChannelWriter {
     /// Appends `data` as bytes, waiting while the buffer is full. Returns once every byte is
     /// buffered. The host may split the bytes into several chunks for the reader.
     pub fn send_bytes(&mut self, data: &[u8]) -> Result<(), ChannelError> {
-        Ok(self.inner.write(data)?)
+        // The host caps the bytes one host call may carry (4 MiB by default); larger
+        // buffers go over in pieces that always fit.
+        for piece in data.chunks(MAX_WRITE_BYTES) {
+            self.inner.write(piece)?;
+        }
+        Ok(())
     }
 
     /// Appends a text message, delivered whole and in order with the bytes.

@@ -102,7 +102,7 @@ pub use call::{
     CallOptions, PendingCall, spawn, spawn_with, trigger, trigger_as, trigger_as_with, trigger_void,
     trigger_void_with, trigger_with,
 };
-pub use channel::{Channel, ChannelReader, ChannelWriter, Item, Items};
+pub use channel::{Channel, ChannelReader, ChannelWriter, Item, Items, MAX_WRITE_BYTES};
 pub use channel_ref::{ChannelRef, Direction, extract_channel_refs, is_channel_ref};
 pub use error::{CallError, ChannelError};
 #[doc(hidden)]

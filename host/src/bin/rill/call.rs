@@ -139,6 +139,10 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     }
     let host = Host::from_manifest(&args.manifest)
         .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
+    // Build and compile the function before any channel exists: a channel's attach
+    // deadline must not be spent compiling (a first build of a guest crate can take
+    // minutes on a fresh machine).
+    host.prepare(&args.function_id).await?;
     let mut options = ChannelOptions::default();
     options.buffer_bytes = args.buffer_bytes;
 
