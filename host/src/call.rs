@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_broker::{Budget, FailureCause};
-use serde::de::IgnoredAny;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{ResourceTable, ResourceTableError};
@@ -39,7 +38,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::host::{Function, HostInner};
-use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS, json_depth};
+use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS};
 use crate::{CallError, Capabilities, engine, stdio};
 
 /// Longest function id accepted (128 bytes). Ids are checked before lookup and before
@@ -118,29 +117,6 @@ pub(crate) struct PreparedCall {
     timeout: Duration,
 }
 
-/// Check a payload or result against `limits`: size first (before any parsing), then
-/// nesting (before a recursive parser sees it), then syntax.
-fn check_json(what: &str, text: &str, limits: &Limits) -> Result<(), CallError> {
-    if text.len() > limits.max_payload_bytes {
-        return Err(CallError::LimitExceeded(format!(
-            "the {what} is {} bytes; at most {} bytes are allowed (stream large data through a channel)",
-            text.len(),
-            limits.max_payload_bytes
-        )));
-    }
-    let depth = json_depth(text);
-    if depth > limits.max_json_depth {
-        return Err(CallError::LimitExceeded(format!(
-            "the {what} nests {depth} levels deep; at most {} are allowed",
-            limits.max_json_depth
-        )));
-    }
-    match serde_json::from_str::<IgnoredAny>(text) {
-        Ok(_) => Ok(()),
-        Err(err) => Err(CallError::InvalidInput(format!("the {what} is not valid JSON: {err}"))),
-    }
-}
-
 impl HostInner {
     /// Check a call and work out its deadline and tree.
     pub(crate) fn prepare(
@@ -159,7 +135,7 @@ impl HostInner {
         let function =
             self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
         let limits = &function.limits;
-        check_json("payload", &payload, limits)?;
+        limits.check_json("payload", &payload)?;
         let (depth, tree) = match caller {
             None => (
                 0,
@@ -268,7 +244,7 @@ impl PreparedCall {
             Err(_elapsed) => Err(CallError::TimedOut { function_id, timeout }),
             Ok(Err(err)) => Err(classify(err, function_id, timeout, limits, store.data().limiter.refused)),
             Ok(Ok(Err(message))) => Err(CallError::Failed { function_id, message }),
-            Ok(Ok(Ok(json))) => check_json("result", &json, limits).map(|()| json).map_err(|err| match err {
+            Ok(Ok(Ok(json))) => limits.check_json("result", &json).map(|()| json).map_err(|err| match err {
                 CallError::InvalidInput(message) => CallError::Failed { function_id, message },
                 other => other,
             }),

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use crate::CallError;
+
 /// Default linear memory per instance (64 MiB).
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
 /// Default wall-clock budget of a call (30 s, as iii's SDKs).
@@ -92,6 +94,37 @@ impl Default for Limits {
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// Check JSON text against these limits as a payload would be checked: its size
+    /// first (before any parsing), then its nesting (before a recursive parser sees it),
+    /// then its syntax. `what` names the text in the error ("payload", "result").
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::LimitExceeded`] for a size or nesting past the limits,
+    /// [`CallError::InvalidInput`] for text that is not JSON.
+    pub fn check_json(&self, what: &str, text: &str) -> Result<(), CallError> {
+        if text.len() > self.max_payload_bytes {
+            return Err(CallError::LimitExceeded(format!(
+                "the {what} is {} bytes; at most {} bytes are allowed (stream large data through a channel)",
+                text.len(),
+                self.max_payload_bytes
+            )));
+        }
+        let depth = json_depth(text);
+        if depth > self.max_json_depth {
+            return Err(CallError::LimitExceeded(format!(
+                "the {what} nests {depth} levels deep; at most {} are allowed",
+                self.max_json_depth
+            )));
+        }
+        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(CallError::InvalidInput(format!("the {what} is not valid JSON: {err}"))),
         }
     }
 }

@@ -204,6 +204,38 @@ impl OutputStream for GuestLog {
 mod tests {
     use super::*;
 
+    fn remaining(log: &GuestLog) -> usize {
+        log.budget.lock().unwrap().remaining
+    }
+
+    #[test]
+    fn output_budget_obeyed() {
+        let (stdout, stderr) = pair("f".into(), 100);
+        stdout.accept(&[b'x'; 60]);
+        stderr.accept(&[b'y'; 40]);
+        assert_eq!(remaining(&stdout), 0, "stdout and stderr share one budget");
+        assert!(!stdout.budget.lock().unwrap().announced_cut);
+    }
+
+    #[test]
+    fn output_budget_violated() {
+        let (stdout, stderr) = pair("f".into(), 100);
+        stdout.accept(&[b'x'; 150]);
+        assert_eq!(remaining(&stdout), 0);
+        assert!(stdout.budget.lock().unwrap().announced_cut, "the cut is announced once");
+        // Past the budget nothing more is kept, not even a partial line.
+        stderr.accept(b"more\n");
+        assert!(stderr.line.lock().unwrap().is_empty());
+        assert_eq!(stdout.line.lock().unwrap().len(), 100 % MAX_LOG_LINE_BYTES);
+    }
+
+    #[test]
+    fn long_lines_are_split() {
+        let (stdout, _) = pair("f".into(), usize::MAX);
+        stdout.accept(&vec![b'z'; MAX_LOG_LINE_BYTES * 2 + 5]);
+        assert_eq!(stdout.line.lock().unwrap().len(), 5, "two full lines were emitted");
+    }
+
     #[test]
     fn control_characters_are_made_inert() {
         assert_eq!(inert("plain {\"json\": 1}"), "plain {\"json\": 1}");
