@@ -9,7 +9,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use std::path::{Path, PathBuf};
+
+use wasmtime::{Cache, CacheConfig, Config, Engine};
 
 use crate::error::{HostError, boxed};
 
@@ -23,10 +25,26 @@ pub const MAX_BACKTRACE_FRAMES: usize = 32;
 
 /// Build the engine and start its epoch ticker. `fuel` turns on fuel metering (it costs
 /// a few percent of guest speed, so it is on only when some function has a fuel limit).
-pub(crate) fn new(fuel: bool) -> Result<Engine, HostError> {
+/// `cache_dir` keeps compiled components on disk (see [`crate::HostConfig::cache_dir`]).
+pub(crate) fn new(fuel: bool, cache_dir: Option<&Path>) -> Result<Engine, HostError> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.consume_fuel(fuel);
+    if let Some(dir) = cache_dir {
+        // wasmtime's own cache: keyed by the component's bytes and the engine's
+        // configuration and version, and a file that does not load (corrupt, foreign,
+        // stale) is simply recompiled. A cache that cannot be set up only costs speed.
+        let mut cache_config = CacheConfig::new();
+        cache_config.with_directory(dir);
+        match Cache::new(cache_config) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), "compiled components will not be cached: {err:#}")
+            }
+        }
+    }
     config.wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES));
     let engine = Engine::new(&config).map_err(|e| HostError::Engine(boxed(e)))?;
     start_ticker(&engine)?;
@@ -57,6 +75,15 @@ fn start_ticker(engine: &Engine) -> Result<(), HostError> {
         })
         .map(drop)
         .map_err(|e| HostError::Engine(Box::new(e)))
+}
+
+/// Where the `rill` CLI caches compiled components: `$RILL_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from("RILL_CACHE_DIR")
+        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
+        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
 }
 
 #[cfg(test)]

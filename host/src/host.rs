@@ -1,7 +1,7 @@
 //! [`Host`]: the embedding API. Everything the `rill` CLI does goes through it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ pub struct HostConfig {
     pub limits: Limits,
     /// The channel broker's settings.
     pub broker: BrokerConfig,
+    /// Where compiled components are kept between runs, so a component compiles once
+    /// (Python and JavaScript components take seconds) and later starts in milliseconds.
+    /// `None` (the default for embedders) compiles in memory only; the CLI uses
+    /// [`default_cache_dir`](crate::default_cache_dir).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// How one function is served: its component, its limits and what it may reach.
@@ -127,8 +132,17 @@ impl Host {
     ///
     /// [`HostError`] when the manifest is unreadable or invalid, or the host cannot start.
     pub fn from_manifest(path: &Path) -> Result<Host, HostError> {
+        Host::from_manifest_with(path, HostConfig::default())
+    }
+
+    /// A host serving the functions of the manifest at `path`, starting from `config`
+    /// (the manifest's `[host.limits]` then override `config.limits`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::from_manifest`].
+    pub fn from_manifest_with(path: &Path, mut config: HostConfig) -> Result<Host, HostError> {
         let manifest = Manifest::from_file(path)?;
-        let mut config = HostConfig::default();
         manifest.host.limits.apply(&mut config.limits);
         let mut builder = Host::builder().config(config.clone());
         for (id, function) in &manifest.functions {
@@ -276,7 +290,7 @@ impl HostBuilder {
         let fuel_metering =
             self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
                 || self.config.limits.fuel.is_some();
-        let engine = engine::new(fuel_metering)?;
+        let engine = engine::new(fuel_metering, self.config.cache_dir.as_deref())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
         FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)

@@ -48,7 +48,7 @@ mod stdio;
 pub use call::MAX_FUNCTION_ID_BYTES;
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;
-pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES};
+pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
 pub use error::{CallError, HostError, LoadError};
 pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
 pub use limits::Limits;

@@ -38,6 +38,7 @@ fn manifest() -> &'static Path {
 
 fn rill() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rill"));
+    cmd.env("RILL_CACHE_DIR", std::env::temp_dir().join("rill-cli-test-cache"));
     cmd.arg("call").arg("--manifest").arg(manifest());
     cmd
 }

@@ -14,3 +14,5 @@ mod calls;
 mod hostile;
 // Capabilities: nothing unless granted.
 mod capabilities;
+// Loading components: the compiled-component cache.
+mod components;

@@ -35,6 +35,11 @@ pub fn guest(crate_dir: &str) -> PathBuf {
         .clone()
 }
 
+/// Where test hosts cache compiled components.
+pub fn test_cache_dir() -> PathBuf {
+    repo_root().join("target").join("rill-test-cache")
+}
+
 /// The function ids served by the scenario guest.
 pub const SCENARIO_FUNCTIONS: &[&str] = &[
     "test::echo",
@@ -86,7 +91,9 @@ pub fn host_with(config: HostConfig) -> Host {
 
 /// Like [`host_with`], with some functions configured specially (they replace the
 /// default registration of the same id).
-pub fn host_with_functions(config: HostConfig, special: &[(&str, FunctionConfig)]) -> Host {
+pub fn host_with_functions(mut config: HostConfig, special: &[(&str, FunctionConfig)]) -> Host {
+    // Share compiled components across the suite's many hosts (and runs).
+    config.cache_dir.get_or_insert_with(test_cache_dir);
     let mut builder = Host::builder().config(config);
     for (id, function) in special {
         builder = builder.function_with(*id, function.clone());

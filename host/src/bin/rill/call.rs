@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use bytes::BytesMut;
 use clap::Args;
-use rill::{CallError, ChannelError, ChannelOptions, Host, Item, Reader, Writer};
+use rill::{CallError, ChannelError, ChannelOptions, Host, HostConfig, Item, Reader, Writer};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -72,6 +72,10 @@ pub(crate) struct CallArgs {
     /// Wall-clock budget of the call, in milliseconds (default: the manifest's, or 30 s).
     #[arg(long, value_name = "MS")]
     timeout_ms: Option<u64>,
+    /// Compile the function in memory only, without the on-disk cache of compiled
+    /// components ($RILL_CACHE_DIR, else $XDG_CACHE_HOME/rill, else ~/.cache/rill).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// What went wrong, with the exit code that says so.
@@ -137,7 +141,9 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     if args.writer_to.iter().filter(|s| s.ends_with("=-")).count() > 1 {
         return Err(fail(EXIT_INPUT, anyhow!("only one --writer-to can write stdout")));
     }
-    let host = Host::from_manifest(&args.manifest)
+    let mut config = HostConfig::default();
+    config.cache_dir = if args.no_cache { None } else { rill::default_cache_dir() };
+    let host = Host::from_manifest_with(&args.manifest, config)
         .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
     // Build and compile the function before any channel exists: a channel's attach
     // deadline must not be spent compiling (a first build of a guest crate can take
