@@ -141,7 +141,7 @@ impl Broker {
         }
         let shared = Arc::new(Shared::new(
             capacity,
-            Instant::now() + config.attach_timeout,
+            Instant::now().checked_add(config.attach_timeout).unwrap_or_else(far_future),
             Arc::clone(counters),
             Arc::downgrade(&self.inner),
             budget.cloned(),
@@ -253,6 +253,11 @@ impl BrokerInner {
             self.lock().values().filter(|c| c.attach_deadline <= now).cloned().collect();
         candidates.iter().filter(|c| c.expire_if_due(now)).count()
     }
+}
+
+/// A deadline nobody will live to see, for absurdly long configured timeouts.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// How often the sweeper looks for expired channels: often enough that expiry is at most

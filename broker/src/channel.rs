@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -257,7 +257,16 @@ impl Shared {
                 state.writer_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let piece = data.split_to(room.min(data.len()));
+            let piece = if data.len() <= room {
+                // The whole rest fits in one chunk: queue it as it is.
+                std::mem::take(data)
+            } else {
+                // Copy a chunk out instead of slicing: a slice would keep the whole
+                // written buffer alive while being charged for only its own length.
+                let piece = Bytes::copy_from_slice(&data[..room]);
+                data.advance(room);
+                piece
+            };
             self.push(&mut state, Item::Bytes(piece));
         }
     }

@@ -138,17 +138,21 @@ impl ChannelOptions {
     }
 }
 
-/// Cut `reason` to at most [`MAX_REASON_BYTES`], at a character boundary.
-pub(crate) fn bounded_reason(mut reason: String) -> String {
-    if reason.len() > MAX_REASON_BYTES {
-        let mut cut = MAX_REASON_BYTES;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-        reason.push('…');
+/// Cut `reason` to at most [`MAX_REASON_BYTES`], at a character boundary. A long reason
+/// is copied into a new string: truncating in place would keep the whole original
+/// allocation alive behind the short text.
+pub(crate) fn bounded_reason(reason: String) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
     }
-    reason
+    let mut cut = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut bounded = String::with_capacity(cut + '…'.len_utf8());
+    bounded.push_str(&reason[..cut]);
+    bounded.push('…');
+    bounded
 }
 
 #[cfg(test)]
@@ -178,6 +182,7 @@ mod tests {
         let long = "é".repeat(MAX_REASON_BYTES);
         let cut = bounded_reason(long);
         assert!(cut.len() <= MAX_REASON_BYTES + '…'.len_utf8());
+        assert!(cut.capacity() <= MAX_REASON_BYTES + '…'.len_utf8(), "no hidden allocation is kept");
         assert!(cut.ends_with('…'));
         assert_eq!(bounded_reason("short".into()), "short");
     }

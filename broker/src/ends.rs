@@ -22,11 +22,15 @@
 //!
 //! # Allocation behavior
 //!
-//! Byte writes are split into chunks of at most [`MAX_CHUNK_BYTES`] without copying
-//! ([`Bytes`] slices of the written buffer). The only host memory a channel holds is its
-//! queue, bounded by its buffer size in bytes, each item charged
-//! [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A write that does not fit
-//! waits. The `AsyncWrite` impl copies the caller's slice (it cannot keep it).
+//! A write of at most [`MAX_CHUNK_BYTES`] that fits the buffer is queued as given,
+//! without copying: the [`Bytes`] keeps its allocation alive until it is read, so hand the
+//! writer buffers that own their bytes, not small slices of large allocations. Larger
+//! writes, and writes that only partly fit, are copied into chunks of at most
+//! [`MAX_CHUNK_BYTES`], so a queued chunk never pins more memory than it is charged for.
+//! The only host memory a channel holds is its queue, bounded by its buffer size in
+//! bytes, each item charged [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A
+//! write that does not fit waits. The `AsyncWrite` impl copies the caller's slice (it
+//! cannot keep it).
 
 use std::fmt;
 use std::future::poll_fn;
@@ -42,9 +46,10 @@ use crate::config::bounded_reason;
 use crate::{Broker, ChannelError, ChannelRef, Direction, MAX_CHUNK_BYTES};
 
 /// Most text bytes a [`Reader`] used as [`AsyncRead`] keeps for [`Reader::take_texts`]
-/// (1 MiB). `AsyncRead` can only return bytes, so text messages met on the way are set
-/// aside; a peer that sends text forever while the host reads only bytes must not grow
-/// host memory without bound. Past this, the read fails.
+/// (1 MiB, plus at most one message). `AsyncRead` can only return bytes, so text messages
+/// met on the way are set aside; a peer that sends text forever while the host reads only
+/// bytes must not grow host memory without bound. Past this, the read fails (the
+/// messages read so far stay available).
 pub const MAX_SET_ASIDE_TEXT_BYTES: usize = 1 << 20;
 
 /// What a dropped, unclosed writer reports when nobody said why.
@@ -329,7 +334,11 @@ impl AsyncRead for Reader {
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Ok(Some(Item::Text(text)))) => {
-                    if this.set_aside_bytes + text.len() > MAX_SET_ASIDE_TEXT_BYTES {
+                    // Keep the message even when it overflows the allowance (by at most
+                    // one message), so the error loses nothing.
+                    this.set_aside_bytes += text.len();
+                    this.set_aside.push(text);
+                    if this.set_aside_bytes > MAX_SET_ASIDE_TEXT_BYTES {
                         return Poll::Ready(Err(std::io::Error::new(
                             std::io::ErrorKind::OutOfMemory,
                             format!(
@@ -338,8 +347,6 @@ impl AsyncRead for Reader {
                             ),
                         )));
                     }
-                    this.set_aside_bytes += text.len();
-                    this.set_aside.push(text);
                 }
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
             }

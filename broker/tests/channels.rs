@@ -456,6 +456,12 @@ async fn set_aside_text_violated() {
     let mut sink = Vec::new();
     let err = reader.read_to_end(&mut sink).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+    let kept = reader.take_texts();
+    assert_eq!(
+        kept.len(),
+        rill_broker::ends::MAX_SET_ASIDE_TEXT_BYTES / MAX_TEXT_BYTES + 1,
+        "nothing read was lost"
+    );
     drop(reader);
     producer.await.unwrap();
 }

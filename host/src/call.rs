@@ -29,17 +29,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rill_broker::{Budget, FailureCause};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rill_broker::{Budget, FailureCause, Writer};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{ResourceTable, ResourceTableError};
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::host::{Function, HostInner};
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS};
-use crate::{CallError, Capabilities, engine, stdio};
+use crate::{CallError, Capabilities, stdio};
 
 /// Longest function id accepted (128 bytes). Ids are checked before lookup and before
 /// they reach a log line.
@@ -52,6 +54,10 @@ pub(crate) struct Invocation {
     pub(crate) host: Arc<HostInner>,
     pub(crate) scope: CallScope,
     limiter: MemoryLimiter,
+    /// Writers the guest dropped without closing. They are aborted when the call ends,
+    /// after its failure (if any) is recorded, so their readers learn why: a guest that
+    /// returns an error usually drops its writers on the way out.
+    pub(crate) parked: Vec<Writer>,
 }
 
 impl WasiView for Invocation {
@@ -74,9 +80,39 @@ pub(crate) struct CallScope {
 
 /// What every call of one tree shares.
 pub(crate) struct Tree {
-    /// The channels the tree may hold.
+    /// The channels the tree may hold: the root function's budget, shared by every tree
+    /// that function starts, so flooding channels exhausts only its own share.
     pub(crate) budget: Budget,
     max_depth: u32,
+    /// Calls of this tree running (or about to run) right now.
+    running: AtomicUsize,
+    max_running: usize,
+}
+
+/// One running call counted against its tree; dropping it gives the place back.
+struct RunningCall(Arc<Tree>);
+
+impl RunningCall {
+    fn enter(tree: &Arc<Tree>) -> Result<RunningCall, CallError> {
+        let entered = tree
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < tree.max_running).then_some(n + 1))
+            .is_ok();
+        if entered {
+            Ok(RunningCall(Arc::clone(tree)))
+        } else {
+            Err(CallError::LimitExceeded(format!(
+                "calls running at once in one call tree: at most {}",
+                tree.max_running
+            )))
+        }
+    }
+}
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Grows memories and tables up to the call's limits, and remembers a refusal so that the
@@ -115,6 +151,7 @@ pub(crate) struct PreparedCall {
     payload: String,
     scope: CallScope,
     timeout: Duration,
+    _running: RunningCall,
 }
 
 impl HostInner {
@@ -140,8 +177,10 @@ impl HostInner {
             None => (
                 0,
                 Arc::new(Tree {
-                    budget: Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes),
+                    budget: function.budget.clone(),
                     max_depth: limits.max_call_depth,
+                    running: AtomicUsize::new(0),
+                    max_running: limits.max_tree_calls,
                 }),
             ),
             Some(caller) => (caller.depth + 1, Arc::clone(&caller.tree)),
@@ -152,6 +191,7 @@ impl HostInner {
                 tree.max_depth
             )));
         }
+        let running = RunningCall::enter(&tree)?;
         let timeout = timeout.unwrap_or(limits.timeout);
         let own_deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
         let deadline = caller.map_or(own_deadline, |c| c.deadline.min(own_deadline));
@@ -167,6 +207,7 @@ impl HostInner {
             },
             timeout: deadline.saturating_duration_since(Instant::now()),
             function,
+            _running: running,
         })
     }
 }
@@ -204,29 +245,40 @@ impl PreparedCall {
     }
 
     async fn run_inner(self) -> Result<String, CallError> {
-        let PreparedCall { host, function, payload, scope, timeout } = self;
+        let PreparedCall { host, function, payload, scope, timeout, _running } = self;
         let function_id = scope.function_id.to_string();
+        let deadline = scope.deadline;
         let limits = &function.limits;
         let unavailable =
             |message: String| CallError::Unavailable { function_id: function_id.clone(), message };
-        let pre = function
-            .slot
-            .ready(&host.engine, &host.linker)
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
+        // Loading counts against the deadline too: a call never outlives its budget.
+        let pre =
+            match tokio::time::timeout_at(deadline, function.slot.ready(&host.engine, &host.linker)).await {
+                Err(_elapsed) => return Err(CallError::TimedOut { function_id, timeout }),
+                Ok(ready) => ready.map_err(|e| unavailable(error_chain(&e)))?,
+            };
         let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
 
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_handles);
         let failure = scope.failure.clone();
-        let deadline = scope.deadline;
         let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
-        let mut store =
-            Store::new(&host.engine, Invocation { wasi, table, host: Arc::clone(&host), scope, limiter });
+        let state = Invocation { wasi, table, host: Arc::clone(&host), scope, limiter, parked: Vec::new() };
+        let mut store = Store::new(&host.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
-        store.set_epoch_deadline(engine::ticks_for(timeout));
-        store.epoch_deadline_trap();
+        // Every epoch tick, a guest running wasm code yields its thread (so one spinning
+        // guest cannot stall the calls sharing it) and is interrupted once its deadline
+        // has passed. Waiting in a host call is covered by the timeout below.
+        let wall_deadline = deadline.into_std();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= wall_deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         if host.fuel_metering {
             let configured = store
                 .set_fuel(limits.fuel.unwrap_or(u64::MAX))
@@ -235,14 +287,25 @@ impl PreparedCall {
         }
 
         let outcome = tokio::time::timeout_at(deadline, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, &function_id, &payload).await
+            let instance = pre.instantiate_async(&mut store).await.map_err(|e| (Stage::Instantiate, e))?;
+            instance.call_handle(&mut store, &function_id, &payload).await.map_err(|e| (Stage::Call, e))
         })
         .await;
 
         let result = match outcome {
             Err(_elapsed) => Err(CallError::TimedOut { function_id, timeout }),
-            Ok(Err(err)) => Err(classify(err, function_id, timeout, limits, store.data().limiter.refused)),
+            Ok(Err((stage, err))) => {
+                let refused = store.data().limiter.refused;
+                match (stage, classify(err, function_id, timeout, limits, refused)) {
+                    (Stage::Instantiate, CallError::Trapped { function_id, message }) => {
+                        Err(CallError::Unavailable {
+                            function_id,
+                            message: format!("cannot instantiate: {message}"),
+                        })
+                    }
+                    (_, err) => Err(err),
+                }
+            }
             Ok(Ok(Err(message))) => Err(CallError::Failed { function_id, message }),
             Ok(Ok(Ok(json))) => limits.check_json("result", &json).map(|()| json).map_err(|err| match err {
                 CallError::InvalidInput(message) => CallError::Failed { function_id, message },
@@ -256,6 +319,13 @@ impl PreparedCall {
         drop(store);
         result
     }
+}
+
+/// Where a call failed.
+#[derive(Clone, Copy)]
+enum Stage {
+    Instantiate,
+    Call,
 }
 
 /// Name what stopped a guest.

@@ -1,10 +1,10 @@
 //! The one wasmtime [`Engine`] of a host, and its epoch ticker.
 //!
 //! Wall-clock deadlines on guest code use epoch interruption: a background thread bumps
-//! the engine's epoch every [`EPOCH_TICK`], and each invocation's store traps once its
-//! deadline (a number of ticks) has passed. This stops a guest spinning in wasm code; a
-//! guest waiting inside a host call is stopped by a timeout around the whole call
-//! instead (see [`crate::call`]).
+//! the engine's epoch every [`EPOCH_TICK`]; at each tick a running guest yields its
+//! thread to other tasks and is interrupted once its call's deadline has passed. This
+//! stops a guest spinning in wasm code without starving anyone; a guest waiting inside a
+//! host call is stopped by a timeout around the whole call instead (see `call.rs`).
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -51,13 +51,6 @@ pub(crate) fn new(fuel: bool, cache_dir: Option<&Path>) -> Result<Engine, HostEr
     Ok(engine)
 }
 
-/// Epoch ticks covering `budget`, rounded up, plus one so that a deadline never fires
-/// early because the ticker happened to tick right after the store was set up.
-pub(crate) fn ticks_for(budget: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos();
-    u64::try_from(budget.as_nanos().div_ceil(tick) + 1).unwrap_or(u64::MAX)
-}
-
 /// One thread per engine; it holds only a weak reference and stops once the engine is
 /// dropped.
 fn start_ticker(engine: &Engine) -> Result<(), HostError> {
@@ -84,17 +77,4 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     from("RILL_CACHE_DIR")
         .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
         .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_round_up_and_never_overflow() {
-        assert_eq!(ticks_for(Duration::ZERO), 1);
-        assert_eq!(ticks_for(EPOCH_TICK), 2);
-        assert_eq!(ticks_for(EPOCH_TICK + Duration::from_nanos(1)), 3);
-        assert_eq!(ticks_for(Duration::MAX), u64::MAX);
-    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rill_broker::{Broker, BrokerConfig, ChannelError, ChannelOptions, NewChannel};
+use rill_broker::{Broker, BrokerConfig, Budget, ChannelError, ChannelOptions, NewChannel};
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -104,6 +104,8 @@ pub(crate) struct Function {
     pub(crate) slot: Arc<ComponentSlot>,
     pub(crate) limits: Limits,
     pub(crate) capabilities: Capabilities,
+    /// The channels the call trees this function starts may hold, together.
+    pub(crate) budget: Budget,
 }
 
 impl HostInner {
@@ -310,11 +312,9 @@ impl HostBuilder {
             }
             let source = config.source;
             let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
-            let function = Function {
-                slot,
-                limits: config.limits.unwrap_or_else(|| self.config.limits.clone()),
-                capabilities: config.capabilities,
-            };
+            let limits = config.limits.unwrap_or_else(|| self.config.limits.clone());
+            let budget = Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes);
+            let function = Function { slot, limits, capabilities: config.capabilities, budget };
             functions.insert(id, Arc::new(function));
         }
         let broker = Broker::new(self.config.broker.clone());

@@ -23,10 +23,14 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_HOSTCALL_BYTES: usize = 4 << 20;
 /// Default resource handles (channel ends, pending calls) one call may hold at once.
 pub const DEFAULT_MAX_HANDLES: usize = 1_000;
-/// Default live channels one call tree may create.
+/// Default live channels the call trees a function starts may hold together.
 pub const DEFAULT_MAX_TREE_CHANNELS: usize = 1_000;
-/// Default buffer bytes the channels of one call tree may reserve together (256 MiB).
+/// Default buffer bytes the channels of the call trees a function starts may reserve
+/// together (256 MiB).
 pub const DEFAULT_MAX_TREE_BUFFER_BYTES: usize = 256 << 20;
+/// Default calls of one call tree running at once (64): the root, and every `trigger`,
+/// `spawn` and `trigger-void` it fans out to.
+pub const DEFAULT_MAX_TREE_CALLS: usize = 64;
 /// Default largest payload or result of a call (1 MiB). Payloads are small JSON by
 /// design; large data goes through channels.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -62,11 +66,17 @@ pub struct Limits {
     /// Resource handles a call may hold at once. Protects the host's handle table from a
     /// guest that opens ends without dropping them.
     pub max_handles: usize,
-    /// Live channels a call tree may hold (from the root function's limits).
+    /// Live channels the call trees this function starts may hold together (a tree is
+    /// charged to its root function). Keeps one function's channel flood from locking
+    /// other functions out of the host-wide reservation.
     pub max_tree_channels: usize,
-    /// Buffer bytes a call tree's channels may reserve together (from the root
-    /// function's limits). Bounds the host memory a tree's streams can pin.
+    /// Buffer bytes the channels of the call trees this function starts may reserve
+    /// together. Bounds the host memory one function's streams can pin.
     pub max_tree_buffer_bytes: usize,
+    /// Calls of one call tree running at once (from the root function's limits). Each
+    /// call has its own memory and task, so this bounds what one fan-out of `spawn` or
+    /// `trigger-void` can make the host hold.
+    pub max_tree_calls: usize,
     /// Largest payload accepted by, and result returned from, a call.
     pub max_payload_bytes: usize,
     /// Deepest JSON nesting in a payload or result. Protects every JSON consumer (host
@@ -90,6 +100,7 @@ impl Default for Limits {
             max_handles: DEFAULT_MAX_HANDLES,
             max_tree_channels: DEFAULT_MAX_TREE_CHANNELS,
             max_tree_buffer_bytes: DEFAULT_MAX_TREE_BUFFER_BYTES,
+            max_tree_calls: DEFAULT_MAX_TREE_CALLS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,

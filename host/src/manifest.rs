@@ -107,6 +107,7 @@ pub struct LimitOverrides {
     pub max_handles: Option<usize>,
     pub max_tree_channels: Option<usize>,
     pub max_tree_buffer_bytes: Option<usize>,
+    pub max_tree_calls: Option<usize>,
     pub max_payload_bytes: Option<usize>,
     pub max_json_depth: Option<usize>,
     pub max_call_depth: Option<u32>,
@@ -130,6 +131,7 @@ impl LimitOverrides {
         set(&mut limits.max_handles, self.max_handles);
         set(&mut limits.max_tree_channels, self.max_tree_channels);
         set(&mut limits.max_tree_buffer_bytes, self.max_tree_buffer_bytes);
+        set(&mut limits.max_tree_calls, self.max_tree_calls);
         set(&mut limits.max_payload_bytes, self.max_payload_bytes);
         set(&mut limits.max_json_depth, self.max_json_depth);
         set(&mut limits.max_call_depth, self.max_call_depth);

@@ -324,3 +324,70 @@ async fn fuel_obeyed_and_violated() {
     let err = with_bystander(&host, host.trigger("hostile::loop", &json!({}))).await.unwrap_err();
     assert_eq!(err, CallError::OutOfFuel { function_id: "hostile::loop".into(), fuel: 1_000_000 });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_calls_obeyed() {
+    let host = hostile_host().await;
+    // The root is one of the tree's calls; the rest may run alongside it.
+    let fan = rill::limits::DEFAULT_MAX_TREE_CALLS - 1;
+    let result = call(&host, "hostile::fan_out", json!({ "count": fan, "ms": 100 })).await;
+    assert_eq!(result["started"], fan, "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_calls_violated_by_a_fan_out_bomb() {
+    let host = hostile_host().await;
+    let result =
+        with_bystander(&host, call(&host, "hostile::fan_out", json!({ "count": 100_000, "ms": 300 }))).await;
+    assert_eq!(result["started"], rill::limits::DEFAULT_MAX_TREE_CALLS - 1, "{result}");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.starts_with("limit-exceeded") && error.contains("calls running at once"), "{error}");
+    assert_rss_bounded();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_share_threads_and_stop_at_their_deadlines() {
+    let host = hostile_host().await;
+    let started = Instant::now();
+    let deadline = Duration::from_millis(500);
+    let spinners: Vec<_> = (0..6)
+        .map(|_| host.trigger_with_timeout("hostile::loop", "{}".into(), Some(deadline)))
+        .map(tokio::spawn)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // More spinners than threads, yet an unrelated call is served meanwhile.
+    let echo_started = Instant::now();
+    assert_eq!(call(&host, "test::echo", json!("hi")).await, json!("hi"));
+    let echo_took = echo_started.elapsed();
+    for spinner in spinners {
+        assert_eq!(spinner.await.unwrap().unwrap_err().kind(), "timed-out");
+    }
+    let all_took = started.elapsed();
+    assert!(
+        echo_took < Duration::from_millis(400),
+        "a spinning guest stalled another call for {echo_took:?}"
+    );
+    assert!(all_took < deadline + Duration::from_millis(1500), "deadlines held: {all_took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_error_is_the_abort_reason_of_its_unclosed_writers() {
+    let host = hostile_host().await;
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "writer": channel.writer_ref, "bytes": 1000 });
+    let err = host.trigger("hostile::write_then_fail", &payload).await.unwrap_err();
+    assert_eq!(err.kind(), "failed");
+    let mut reader = channel.reader;
+    let mut bytes = 0;
+    let outcome = loop {
+        match reader.next().await {
+            Ok(Some(Item::Bytes(b))) => bytes += b.len(),
+            Ok(Some(Item::Text(_))) => {}
+            Ok(None) => panic!("a failed writer is never a clean end"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(bytes, 1000);
+    let rill::ChannelError::Aborted(reason) = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("gave up half way"), "{reason}");
+}

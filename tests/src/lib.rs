@@ -70,6 +70,8 @@ pub const HOSTILE_FUNCTIONS: &[&str] = &[
     "hostile::big_result",
     "hostile::stdout_flood",
     "hostile::never_read",
+    "hostile::fan_out",
+    "hostile::write_then_fail",
     "hostile::read_file",
     "hostile::write_file",
     "hostile::env",

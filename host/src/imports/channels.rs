@@ -120,8 +120,12 @@ impl wit::HostWriter for Invocation {
     }
 
     async fn drop(&mut self, writer: Resource<Writer>) -> wasmtime::Result<()> {
-        // Dropping the broker writer aborts the stream if it was used and not closed.
-        self.table.delete(writer)?;
+        let writer = self.table.delete(writer)?;
+        // An unclosed writer will abort its stream; keep it until the call ends so the
+        // abort carries the call's failure, if it fails (see `Invocation::parked`).
+        if writer.is_open() {
+            self.parked.push(writer);
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use bytes::BytesMut;
+use bytes::Bytes;
 use clap::Args;
 use rill::{CallError, ChannelError, ChannelOptions, Host, HostConfig, Item, Reader, Writer};
 use serde_json::Value;
@@ -42,8 +42,9 @@ Exit codes:
   8  the function exceeded its memory limit
   9  the function ran out of fuel";
 
-/// Bytes read from an input file per channel write.
-const FEED_CHUNK_BYTES: usize = 256 << 10;
+/// Bytes read from an input file per channel write: one channel chunk, so the broker
+/// queues each write without copying it again.
+const FEED_CHUNK_BYTES: usize = rill::broker::MAX_CHUNK_BYTES;
 
 /// How long a stream may take to finish after the function returned. Streams normally
 /// finish before the function does; one still open after this was abandoned.
@@ -288,13 +289,19 @@ async fn open_output(path: &str) -> Result<Output, Failure> {
 }
 
 /// Copy `input` into the channel; a read error aborts the stream so the function sees a
-/// failure, never a truncated clean end.
+/// failure, never a truncated clean end. Each read is copied out of one reused buffer:
+/// a chunk handed to the channel must own its bytes, or a short read would pin a whole
+/// read buffer while being charged for a few bytes.
 async fn feed(mut input: Input, mut writer: Writer) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; FEED_CHUNK_BYTES];
     loop {
-        let mut buf = BytesMut::with_capacity(FEED_CHUNK_BYTES);
-        match input.read_buf(&mut buf).await {
+        match input.read(&mut buf).await {
             Ok(0) => break,
-            Ok(_) => writer.write(buf.freeze()).await.context("the function stopped reading")?,
+            Ok(n) => writer
+                .write(Bytes::copy_from_slice(&buf[..n]))
+                .await
+                .context("the function stopped reading")?,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => {
                 writer.abort(format!("reading the input failed: {err}"));
                 return Err(anyhow!(err).context("reading the input"));

@@ -20,6 +20,8 @@
 //! | `hostile::big_result` | returns a JSON string of `{"bytes"}` bytes |
 //! | `hostile::stdout_flood` | prints `{"bytes"}` bytes to stdout |
 //! | `hostile::never_read` | opens `{"reader"}` and spins without reading |
+//! | `hostile::fan_out` | starts `{"count"}` void calls of `test::spin` for `{"ms"}` each |
+//! | `hostile::write_then_fail` | writes `{"bytes"}` to `{"writer"}`, then returns an error without closing |
 //! | `hostile::read_file` | reads the file at `{"path"}` |
 //! | `hostile::write_file` | writes `{"text"}` to the file at `{"path"}` |
 //! | `hostile::env` | reads the environment variable `{"name"}`, and counts all it can see |
@@ -48,6 +50,8 @@ rill_guest::export! {
     "hostile::big_result" => big_result,
     "hostile::stdout_flood" => stdout_flood,
     "hostile::never_read" => never_read,
+    "hostile::fan_out" => fan_out,
+    "hostile::write_then_fail" => write_then_fail,
     "hostile::read_file" => read_file,
     "hostile::write_file" => write_file,
     "hostile::env" => env,
@@ -286,4 +290,32 @@ struct ConnectProbe {
 fn connect(payload: ConnectProbe) -> Result<Value, String> {
     let addr: std::net::SocketAddr = payload.addr.parse().map_err(|e| format!("bad address: {e}"))?;
     Ok(outcome(std::net::TcpStream::connect(addr).map(|_| "connected")))
+}
+
+#[derive(Deserialize)]
+struct FanOut {
+    count: usize,
+    ms: u64,
+}
+
+fn fan_out(payload: FanOut) -> Result<Value, String> {
+    for started in 0..payload.count {
+        if let Err(err) = rill_guest::trigger_void("test::spin", &json!({ "ms": payload.ms })) {
+            return Ok(json!({ "started": started, "error": format!("{}: {err}", err.kind()) }));
+        }
+    }
+    Ok(json!({ "started": payload.count }))
+}
+
+#[derive(Deserialize)]
+struct WriteThenFail {
+    writer: ChannelRef,
+    bytes: usize,
+}
+
+fn write_then_fail(payload: WriteThenFail) -> Result<Value, String> {
+    let mut writer = rill_guest::ChannelWriter::open(&payload.writer).map_err(|e| e.to_string())?;
+    writer.write_all(&vec![1u8; payload.bytes]).map_err(|e| e.to_string())?;
+    // Returning drops the writer unclosed: its reader must see this error as the reason.
+    Err("gave up half way".to_owned())
 }
