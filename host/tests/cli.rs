@@ -26,6 +26,9 @@ fn manifest() -> &'static Path {
             ("test::trap", "test-guests/scenario"),
             ("test::echo", "test-guests/scenario"),
             ("test::spin", "test-guests/scenario"),
+            ("bench::noop", "examples/bench"),
+            ("bench::write", "examples/bench"),
+            ("bench::read", "examples/bench"),
         ] {
             let wasm = rill::rust_guest::build(&repo_root().join("guests/rust").join(dir)).unwrap();
             text.push_str(&format!("[functions.{id:?}]\ncomponent = {:?}\n\n", wasm.display().to_string()));
@@ -253,4 +256,36 @@ fn a_missing_manifest_is_a_clear_error() {
 fn an_echo_prints_the_result_json() {
     let output = run(rill().arg("test::echo").arg(r#"{"hello": [1, 2]}"#));
     assert_eq!(stdout_json(&output), serde_json::json!({"hello": [1, 2]}));
+}
+
+/// `rill bench --json` reports every documented figure (the numbers themselves are for
+/// people and dashboards, not for assertions on a shared machine).
+#[test]
+fn bench_reports_every_figure_as_json() {
+    let output = run(Command::new(env!("CARGO_BIN_EXE_rill"))
+        .env("RILL_CACHE_DIR", std::env::temp_dir().join("rill-cli-test-cache"))
+        .args(["bench", "--quick", "--json", "--manifest"])
+        .arg(manifest()));
+    let report = stdout_json(&output);
+    let mut fields = vec![
+        "memcpy_gbps".to_owned(),
+        "call_path_gbps".to_owned(),
+        "trigger_serial_per_sec".to_owned(),
+        "trigger_p50_us".to_owned(),
+        "trigger_p99_us".to_owned(),
+        "trigger_parallel_per_sec".to_owned(),
+        "cold_start_compile_ms".to_owned(),
+        "cold_start_cached_ms".to_owned(),
+        "cache_speedup".to_owned(),
+        "idle_channels_10k_mib".to_owned(),
+    ];
+    for chunk in ["4k", "64k", "1m"] {
+        for figure in ["host_two_copies_{}_gbps", "guest_to_guest_{}_gbps", "guest_to_guest_{}_vs_memcpy"] {
+            fields.push(figure.replace("{}", chunk));
+        }
+    }
+    for field in fields {
+        let value = report[&field].as_f64().unwrap_or_else(|| panic!("{field} missing in {report}"));
+        assert!(value.is_finite() && value >= 0.0, "{field} = {value}");
+    }
 }

@@ -263,7 +263,7 @@ fn set_field(payload: &mut Value, path: &str, value: Value) -> Result<(), Failur
     Ok(())
 }
 
-type Input = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type Input = Box<dyn AsyncRead + Send + Unpin>;
 type Output = Box<dyn AsyncWrite + Send + Unpin>;
 
 async fn open_input(path: &str) -> Result<Input, Failure> {
@@ -292,7 +292,7 @@ async fn open_output(path: &str) -> Result<Output, Failure> {
 /// failure, never a truncated clean end. Each read is copied out of one reused buffer:
 /// a chunk handed to the channel must own its bytes, or a short read would pin a whole
 /// read buffer while being charged for a few bytes.
-async fn feed(mut input: Input, mut writer: Writer) -> anyhow::Result<()> {
+pub(crate) async fn feed(mut input: Input, mut writer: Writer) -> anyhow::Result<()> {
     let mut buf = vec![0u8; FEED_CHUNK_BYTES];
     loop {
         match input.read(&mut buf).await {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
 
+mod bench;
 mod call;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ enum Command {
     /// Call a function and print its JSON result.
     #[command(after_long_help = call::EXIT_CODES)]
     Call(call::CallArgs),
+    /// Measure rill's speed against this machine's limits (memcpy, a host-only stream).
+    Bench(bench::BenchArgs),
     /// List the functions a manifest declares.
     Functions {
         /// The manifest to read.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Call(args) => call::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Functions { manifest } => list_functions(&manifest),
         }
     })

@@ -1,0 +1,393 @@
+//! `rill bench`: rill's speed measured against the physical limits of this machine, in
+//! one run, so every figure is read as a ratio to a baseline taken moments before.
+//!
+//! Baselines: a DRAM `memcpy` (256 MiB buffers), and a host-only channel stream doing the
+//! same two copies as the wasm path (guest memory → host chunk, host chunk → guest
+//! memory). Measured: guest → broker → guest throughput per chunk size, the `rill call`
+//! path from a file, trigger rate and latency for a trivial guest, cold start compiled vs
+//! loaded from the cache, and memory (peak RSS added by a stream, cost of idle channels).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use rill::{ChannelOptions, ComponentSource, Host, HostConfig, Item};
+use serde_json::{Value, json};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Print one JSON object with every figure instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Move 8x less data (for a quick look; ratios are noisier).
+    #[arg(long)]
+    quick: bool,
+    /// The manifest declaring the `bench::*` functions.
+    #[arg(long, default_value = "rill.toml", value_name = "PATH")]
+    manifest: PathBuf,
+}
+
+const CHUNKS: [(&str, usize); 3] = [("4k", 4 << 10), ("64k", 64 << 10), ("1m", 1 << 20)];
+
+/// One row of the report.
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    baseline: Option<Baseline>,
+    target: Option<String>,
+}
+
+/// What a row is compared with, measured in the same run.
+struct Baseline {
+    name: &'static str,
+    value: f64,
+    /// For times: the ratio shown is how many times faster than the baseline.
+    lower_is_better: bool,
+}
+
+fn more(name: &'static str, value: f64) -> Option<Baseline> {
+    Some(Baseline { name, value, lower_is_better: false })
+}
+
+pub(crate) async fn run(args: BenchArgs) -> ExitCode {
+    match bench(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(crate::call::EXIT_HOST)
+        }
+    }
+}
+
+fn gbps(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / took.as_secs_f64() / 1e9
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// DRAM bandwidth: the median of five copies between two buffers far larger than cache.
+fn memcpy_gbps(bytes: usize) -> f64 {
+    let src = vec![0x5au8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            dst.copy_from_slice(std::hint::black_box(&src));
+            gbps(bytes as u64, start.elapsed())
+        })
+        .collect();
+    std::hint::black_box(&dst);
+    runs.sort_by(f64::total_cmp);
+    runs[2]
+}
+
+/// The wasm path's two copies without wasm: copy each chunk into a fresh host buffer
+/// (as lifting a guest's `list<u8>` does), stream it through a channel, copy it out into
+/// a reused buffer (as lowering into guest memory does).
+async fn host_two_copies_gbps(host: &Host, total: u64, chunk: usize) -> anyhow::Result<f64> {
+    let channel = host.create_channel(&ChannelOptions::default())?;
+    let (mut writer, mut reader) = (channel.writer, channel.reader);
+    let source: Vec<u8> = (0..chunk).map(|i| i as u8).collect();
+    let start = Instant::now();
+    let produce = tokio::spawn(async move {
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk as u64) as usize;
+            writer.write(Bytes::copy_from_slice(&source[..n])).await?;
+            left -= n as u64;
+        }
+        writer.close()
+    });
+    let mut sink = vec![0u8; chunk];
+    let mut read = 0u64;
+    while let Some(item) = reader.read(chunk).await? {
+        if let Item::Bytes(bytes) = item {
+            sink[..bytes.len()].copy_from_slice(&bytes);
+            read += bytes.len() as u64;
+        }
+    }
+    produce.await??;
+    std::hint::black_box(&sink);
+    anyhow::ensure!(read == total, "host stream lost bytes");
+    Ok(gbps(total, start.elapsed()))
+}
+
+/// Guest → broker → guest: `bench::write` and `bench::read` in two instances.
+async fn guest_to_guest_gbps(host: &Host, total: u64, chunk: usize) -> anyhow::Result<f64> {
+    let channel = host.create_channel(&ChannelOptions::default())?;
+    let write = json!({ "writer": channel.writer_ref, "total": total, "chunk": chunk });
+    let read = json!({ "reader": channel.reader_ref, "chunk": chunk });
+    let start = Instant::now();
+    let (written, read) =
+        tokio::join!(host.trigger("bench::write", &write), host.trigger("bench::read", &read));
+    let took = start.elapsed();
+    written?;
+    anyhow::ensure!(read?["read"] == total, "guest stream lost bytes");
+    Ok(gbps(total, took))
+}
+
+/// The `rill call --reader-from` path: a file streamed by the host into a guest.
+async fn call_path_gbps(host: &Host, total: u64) -> anyhow::Result<f64> {
+    let dir = tempdir()?;
+    let path = dir.join("bench-input.bin");
+    {
+        let block = vec![0xa5u8; 1 << 20];
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for _ in 0..total >> 20 {
+            std::io::Write::write_all(&mut file, &block)?;
+        }
+        std::io::Write::flush(&mut file)?;
+    }
+    let channel = host.create_channel(&ChannelOptions::default())?;
+    let read = json!({ "reader": channel.reader_ref, "chunk": rill::broker::MAX_CHUNK_BYTES });
+    let start = Instant::now();
+    let input: crate::call::Input = Box::new(tokio::fs::File::open(&path).await?);
+    let (fed, read) =
+        tokio::join!(crate::call::feed(input, channel.writer), host.trigger("bench::read", &read));
+    let took = start.elapsed();
+    fed?;
+    anyhow::ensure!(read?["read"] == total, "call path lost bytes");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(gbps(total, took))
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("rill-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Serial trigger latencies (fresh store + instantiate + call + drop each time).
+async fn trigger_latencies(host: &Host, calls: usize) -> anyhow::Result<(f64, Vec<Duration>)> {
+    for _ in 0..calls / 10 {
+        host.trigger_json("bench::noop", "{}".into()).await?;
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    let start = Instant::now();
+    for _ in 0..calls {
+        let t = Instant::now();
+        host.trigger_json("bench::noop", "{}".into()).await?;
+        latencies.push(t.elapsed());
+    }
+    let rate = calls as f64 / start.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok((rate, latencies))
+}
+
+/// Triggers from one task per core at once.
+async fn trigger_parallel_rate(host: &Host, calls: usize) -> anyhow::Result<f64> {
+    let tasks = std::thread::available_parallelism().map_or(2, usize::from);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                for _ in 0..calls / tasks {
+                    host.trigger_json("bench::noop", "{}".into()).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await??;
+    }
+    Ok((calls / tasks * tasks) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Compile a component into an empty cache, then load it from that cache in a new host.
+async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Duration)> {
+    let cache = tempdir()?.join("cache");
+    let host = |cache: PathBuf| {
+        let mut config = HostConfig::default();
+        config.cache_dir = Some(cache);
+        Host::builder()
+            .config(config)
+            .function("bench::noop", ComponentSource::File(component.to_path_buf()))
+            .build()
+    };
+    let compiling = host(cache.clone())?;
+    let start = Instant::now();
+    compiling.prepare("bench::noop").await?;
+    let compiled = start.elapsed();
+    drop(compiling);
+    let loading = host(cache.clone())?;
+    let start = Instant::now();
+    loading.prepare("bench::noop").await?;
+    let loaded = start.elapsed();
+    std::fs::remove_dir_all(cache.parent().unwrap_or(&cache)).ok();
+    Ok((compiled, loaded))
+}
+
+async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let scale: u64 = if args.quick { 8 } else { 1 };
+    let stream_total: u64 = (1 << 30) / scale;
+    let calls = 20_000 / scale as usize;
+    let mut config = HostConfig::default();
+    config.cache_dir = rill::default_cache_dir();
+    let host = Host::from_manifest_with(&args.manifest, config).context("cannot start the host")?;
+    for id in ["bench::noop", "bench::write", "bench::read"] {
+        host.prepare(id).await.with_context(|| format!("the manifest must declare {id}"))?;
+    }
+    let manifest = rill::manifest::Manifest::from_file(&args.manifest)?;
+    let component = match manifest.functions.get("bench::noop").map(|f| manifest.source(f)) {
+        Some(ComponentSource::Crate(dir)) => rill::rust_guest::build(&dir)?,
+        Some(ComponentSource::File(path)) => path,
+        _ => return Err(anyhow!("bench::noop has no component")),
+    };
+
+    let mut rows = Vec::new();
+    let memcpy = memcpy_gbps((256 << 20) / scale as usize);
+    rows.push(Row {
+        name: "memcpy (DRAM)".into(),
+        value: memcpy,
+        unit: "GB/s",
+        baseline: None,
+        target: None,
+    });
+    let mut report = serde_json::Map::new();
+    report.insert("memcpy_gbps".into(), json!(memcpy));
+
+    let targets = [("4k", 0.35), ("64k", 0.8), ("1m", 0.7)];
+    for ((label, chunk), (_, target)) in CHUNKS.iter().zip(targets) {
+        let host_copy = host_two_copies_gbps(&host, stream_total, *chunk).await?;
+        let peak_before = rss_kib("VmHWM:");
+        let guest = guest_to_guest_gbps(&host, stream_total, *chunk).await?;
+        let peak_added_mib = rss_kib("VmHWM:").saturating_sub(peak_before) as f64 / 1024.0;
+        rows.push(Row {
+            name: format!("host-only 2 copies, {label} chunks"),
+            value: host_copy,
+            unit: "GB/s",
+            baseline: more("memcpy", memcpy),
+            target: None,
+        });
+        rows.push(Row {
+            name: format!("guest→guest, {label} chunks"),
+            value: guest,
+            unit: "GB/s",
+            baseline: more("memcpy", memcpy),
+            target: Some(format!("≥ {target}×")),
+        });
+        report.insert(format!("host_two_copies_{label}_gbps"), json!(host_copy));
+        report.insert(format!("guest_to_guest_{label}_gbps"), json!(guest));
+        report.insert(format!("guest_to_guest_{label}_vs_memcpy"), json!(guest / memcpy));
+        report.insert(format!("guest_to_guest_{label}_vs_host_two_copies"), json!(guest / host_copy));
+        report.insert(format!("guest_to_guest_{label}_peak_rss_added_mib"), json!(peak_added_mib));
+    }
+
+    let call_path = call_path_gbps(&host, (256 << 20) / scale).await?;
+    rows.push(Row {
+        name: "rill call path (file → guest)".into(),
+        value: call_path,
+        unit: "GB/s",
+        baseline: more("memcpy", memcpy),
+        target: None,
+    });
+    report.insert("call_path_gbps".into(), json!(call_path));
+
+    let (serial, latencies) = trigger_latencies(&host, calls).await?;
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1e6
+    };
+    let (p50, p99) = (pct(0.50), pct(0.99));
+    let parallel = trigger_parallel_rate(&host, calls).await?;
+    rows.push(Row {
+        name: "trigger, serial".into(),
+        value: serial,
+        unit: "calls/s",
+        baseline: None,
+        target: Some("≥ 40000".into()),
+    });
+    rows.push(Row { name: "trigger p50".into(), value: p50, unit: "µs", baseline: None, target: None });
+    rows.push(Row {
+        name: "trigger p99".into(),
+        value: p99,
+        unit: "µs",
+        baseline: None,
+        target: Some("≤ 100".into()),
+    });
+    rows.push(Row {
+        name: "trigger, all cores".into(),
+        value: parallel,
+        unit: "calls/s",
+        baseline: more("serial", serial),
+        target: None,
+    });
+    report.insert("trigger_serial_per_sec".into(), json!(serial));
+    report.insert("trigger_p50_us".into(), json!(p50));
+    report.insert("trigger_p99_us".into(), json!(p99));
+    report.insert("trigger_parallel_per_sec".into(), json!(parallel));
+
+    let (compiled, loaded) = cold_start(&component).await?;
+    let (compiled_ms, loaded_ms) = (compiled.as_secs_f64() * 1e3, loaded.as_secs_f64() * 1e3);
+    rows.push(Row {
+        name: "cold start, compiling".into(),
+        value: compiled_ms,
+        unit: "ms",
+        baseline: None,
+        target: None,
+    });
+    rows.push(Row {
+        name: "cold start, from the cache".into(),
+        value: loaded_ms,
+        unit: "ms",
+        baseline: Some(Baseline { name: "faster than compiling", value: compiled_ms, lower_is_better: true }),
+        target: Some("≥ 100×".into()),
+    });
+    report.insert("cold_start_compile_ms".into(), json!(compiled_ms));
+    report.insert("cold_start_cached_ms".into(), json!(loaded_ms));
+    report.insert("cache_speedup".into(), json!(compiled_ms / loaded_ms));
+
+    let before = rss_kib("VmRSS:");
+    let idle: Vec<_> = (0..10_000)
+        .map(|_| host.create_channel(&ChannelOptions::buffer_bytes(rill::broker::MIN_BUFFER_BYTES)))
+        .collect::<Result<_, _>>()?;
+    let idle_mib = rss_kib("VmRSS:").saturating_sub(before) as f64 / 1024.0;
+    drop(idle);
+    rows.push(Row {
+        name: "10,000 idle channels".into(),
+        value: idle_mib,
+        unit: "MiB",
+        baseline: None,
+        target: Some("≤ 10".into()),
+    });
+    report.insert("idle_channels_10k_mib".into(), json!(idle_mib));
+
+    if args.json {
+        println!("{}", Value::Object(report));
+    } else {
+        println!(
+            "{:<36} {:>12} {:<8} {:>18} {:>14}",
+            "measure", "value", "unit", "ratio to baseline", "target"
+        );
+        for row in rows {
+            let ratio = row
+                .baseline
+                .map(|b| {
+                    let ratio = if b.lower_is_better { b.value / row.value } else { row.value / b.value };
+                    format!("{ratio:.2}× {}", b.name)
+                })
+                .unwrap_or_default();
+            println!(
+                "{:<36} {:>12.2} {:<8} {:>18} {:>14}",
+                row.name,
+                row.value,
+                row.unit,
+                ratio,
+                row.target.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
