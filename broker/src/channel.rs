@@ -221,18 +221,23 @@ impl Shared {
         state.buffered = 0;
     }
 
-    /// Errors that stop any write, checked before each write step.
-    fn writable(&self, state: &mut State) -> Result<(), ChannelError> {
+    /// Errors that stop the writer from doing anything more (write or close).
+    fn writer_live(state: &State) -> Result<(), ChannelError> {
         if state.expired {
             return Err(ChannelError::TimedOut);
         }
         match state.writer {
-            WriterState::Attached => {}
-            WriterState::Closed | WriterState::Aborted(_) => return Err(ChannelError::Finished),
-            // Handles attach before they write; an unattached writer here is a bug in this
+            WriterState::Attached => Ok(()),
+            WriterState::Closed | WriterState::Aborted(_) => Err(ChannelError::Finished),
+            // Handles attach before they act; an unattached writer here is a bug in this
             // crate, reported as the closest honest error rather than a panic.
-            WriterState::Unattached => return Err(ChannelError::NotFound),
+            WriterState::Unattached => Err(ChannelError::NotFound),
         }
+    }
+
+    /// Errors that stop any write, checked before each write step.
+    fn writable(&self, state: &mut State) -> Result<(), ChannelError> {
+        Self::writer_live(state)?;
         match state.reader {
             ReaderState::Dropped | ReaderState::Done(_) => Err(ChannelError::Closed),
             ReaderState::Unattached | ReaderState::Attached => Ok(()),
@@ -337,14 +342,7 @@ impl Shared {
     /// Finish the writer cleanly.
     pub(crate) fn close(&self) -> Result<(), ChannelError> {
         let mut state = self.lock();
-        if state.expired {
-            return Err(ChannelError::TimedOut);
-        }
-        match state.writer {
-            WriterState::Attached => {}
-            WriterState::Closed | WriterState::Aborted(_) => return Err(ChannelError::Finished),
-            WriterState::Unattached => return Err(ChannelError::NotFound),
-        }
+        Self::writer_live(&state)?;
         state.writer = WriterState::Closed;
         let reader_gone = matches!(state.reader, ReaderState::Dropped);
         if let Some(waker) = state.reader_waker.take() {

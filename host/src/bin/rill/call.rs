@@ -112,22 +112,11 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
     match call(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("error: {}", chain(&*error));
+            // `{:#}` prints the error and its causes on one line.
+            eprintln!("error: {error:#}");
             ExitCode::from(code)
         }
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn call(args: CallArgs) -> Result<(), Failure> {

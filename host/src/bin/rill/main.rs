@@ -63,7 +63,7 @@ fn list_functions(manifest: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {}", call::chain(&err));
+            eprintln!("error: {:#}", anyhow::Error::from(err));
             ExitCode::from(call::EXIT_HOST)
         }
     }
