@@ -240,3 +240,14 @@ async fn function_id_length_obeyed() {
     // Well-formed, so the answer is about the function, not the id.
     assert_eq!(host.trigger(&longest, &json!({})).await.unwrap_err(), CallError::NotFound(longest));
 }
+
+/// Found by the `payload` fuzz target: `1e999` is valid JSON that serde_json's `Value`
+/// cannot hold. The host passes it through (JSON sets no number range); a guest parsing
+/// into `Value` reports it as its own invalid input, a clear error, not a crash.
+#[tokio::test]
+async fn numbers_beyond_f64_are_the_guests_to_refuse() {
+    let host = host();
+    let err = host.trigger_json("test::echo", r#"{"n": 1e999}"#.into()).await.unwrap_err();
+    let CallError::Failed { message, .. } = &err else { panic!("{err:?}") };
+    assert!(message.contains("number out of range"), "{message}");
+}
