@@ -161,16 +161,16 @@ impl Broker {
         let make_ref = |direction: Direction| ChannelRef {
             channel_id: shared.id.to_string(),
             access_key: match direction {
-                Direction::Read => shared.reader_key.as_str().to_owned(),
-                Direction::Write => shared.writer_key.as_str().to_owned(),
+                Direction::Read => shared.reader_key.to_hex_string(),
+                Direction::Write => shared.writer_key.to_hex_string(),
             },
             direction,
         };
         let writer_ref = make_ref(Direction::Write);
         let reader_ref = make_ref(Direction::Read);
         Ok(NewChannel {
-            writer: Writer::lazy(self.clone(), writer_ref.clone()),
-            reader: Reader::lazy(self.clone(), reader_ref.clone()),
+            writer: Writer::lazy(Arc::clone(&shared)),
+            reader: Reader::lazy(shared),
             writer_ref,
             reader_ref,
         })

@@ -169,6 +169,12 @@ impl Shared {
         if !self.key(direction).matches(presented_key) {
             return Err(ChannelError::NotFound);
         }
+        self.attach_owned(direction)
+    }
+
+    /// Attach one end on behalf of whoever created the channel (a lazy local end), which
+    /// holds the channel itself rather than a ref.
+    pub(crate) fn attach_owned(&self, direction: Direction) -> Result<(), ChannelError> {
         let mut state = self.lock();
         if state.removed || state.expired {
             return Err(ChannelError::NotFound);

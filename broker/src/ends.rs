@@ -43,7 +43,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::channel::{Item, Shared, WriterState};
 use crate::config::bounded_reason;
-use crate::{Broker, ChannelError, ChannelRef, Direction, MAX_CHUNK_BYTES};
+use crate::{ChannelError, Direction, MAX_CHUNK_BYTES};
 
 /// Most text bytes a [`Reader`] used as [`AsyncRead`] keeps for [`Reader::take_texts`]
 /// (1 MiB, plus at most one message). `AsyncRead` can only return bytes, so text messages
@@ -81,29 +81,29 @@ impl FailureCause {
     }
 }
 
-/// One end, attached or still lazy.
+/// One end, attached or still lazy. A lazy end holds the channel it came with; it
+/// attaches (exactly as opening its ref would: once, and not after expiry) on first use.
 enum End {
-    Lazy { broker: Broker, channel_ref: ChannelRef },
+    Lazy(Arc<Shared>),
     Attached(Arc<Shared>),
 }
 
 impl End {
     /// The attached channel, attaching a lazy end first.
     fn shared(&mut self, direction: Direction) -> Result<&Arc<Shared>, ChannelError> {
-        if let End::Lazy { broker, channel_ref } = self {
-            let shared = broker.attach(channel_ref, direction)?;
-            *self = End::Attached(shared);
+        if let End::Lazy(shared) = self {
+            shared.attach_owned(direction)?;
+            *self = End::Attached(Arc::clone(shared));
         }
         match self {
-            End::Attached(shared) => Ok(shared),
-            End::Lazy { .. } => Err(ChannelError::NotFound),
+            End::Attached(shared) | End::Lazy(shared) => Ok(shared),
         }
     }
 
     fn attached(&self) -> Option<&Arc<Shared>> {
         match self {
             End::Attached(shared) => Some(shared),
-            End::Lazy { .. } => None,
+            End::Lazy(_) => None,
         }
     }
 }
@@ -125,8 +125,8 @@ impl fmt::Debug for Writer {
 }
 
 impl Writer {
-    pub(crate) fn lazy(broker: Broker, channel_ref: ChannelRef) -> Writer {
-        Writer { end: End::Lazy { broker, channel_ref }, cause: FailureCause::new() }
+    pub(crate) fn lazy(shared: Arc<Shared>) -> Writer {
+        Writer { end: End::Lazy(shared), cause: FailureCause::new() }
     }
 
     pub(crate) fn attached(shared: Arc<Shared>) -> Writer {
@@ -244,8 +244,8 @@ impl fmt::Debug for Reader {
 }
 
 impl Reader {
-    pub(crate) fn lazy(broker: Broker, channel_ref: ChannelRef) -> Reader {
-        Reader { end: End::Lazy { broker, channel_ref }, set_aside: Vec::new(), set_aside_bytes: 0 }
+    pub(crate) fn lazy(shared: Arc<Shared>) -> Reader {
+        Reader { end: End::Lazy(shared), set_aside: Vec::new(), set_aside_bytes: 0 }
     }
 
     pub(crate) fn attached(shared: Arc<Shared>) -> Reader {

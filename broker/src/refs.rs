@@ -99,8 +99,9 @@ impl ChannelRef {
 /// Number of random bytes in an access key (256 bits; the bar is at least 128).
 pub(crate) const ACCESS_KEY_BYTES: usize = 32;
 
-/// The secret key of one channel end.
-pub(crate) struct AccessKey(String);
+/// The secret key of one channel end, kept as raw bytes (no heap allocation per key);
+/// refs carry it hex-encoded.
+pub(crate) struct AccessKey([u8; ACCESS_KEY_BYTES]);
 
 impl AccessKey {
     /// A fresh key from the operating system's CSPRNG.
@@ -111,21 +112,26 @@ impl AccessKey {
         // capability, so this aborts the operation loudly instead.
         #[expect(clippy::expect_used, reason = "no safe fallback exists for a broken OS CSPRNG")]
         getrandom::fill(&mut raw).expect("the operating system's random source failed");
-        let mut hex = String::with_capacity(ACCESS_KEY_BYTES * 2);
-        for byte in raw {
-            hex.push(char::from(HEX[usize::from(byte >> 4)]));
-            hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+        AccessKey(raw)
+    }
+
+    fn hex(&self) -> [u8; ACCESS_KEY_BYTES * 2] {
+        let mut hex = [0u8; ACCESS_KEY_BYTES * 2];
+        for (i, byte) in self.0.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(byte >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(byte & 0xf)];
         }
-        AccessKey(hex)
+        hex
     }
 
-    /// Constant-time comparison with a presented key.
+    /// Constant-time comparison with a presented (hex) key. Only the length can leak.
     pub(crate) fn matches(&self, presented: &str) -> bool {
-        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+        self.hex().as_slice().ct_eq(presented.as_bytes()).into()
     }
 
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    /// The key as it appears in a ref.
+    pub(crate) fn to_hex_string(&self) -> String {
+        self.hex().iter().map(|&b| char::from(b)).collect()
     }
 }
 
@@ -172,11 +178,14 @@ mod tests {
     fn keys_are_long_distinct_and_compared_exactly() {
         let a = AccessKey::generate();
         let b = AccessKey::generate();
-        assert_eq!(a.as_str().len(), ACCESS_KEY_BYTES * 2);
-        assert_ne!(a.as_str(), b.as_str());
-        assert!(a.matches(a.as_str()));
-        assert!(!a.matches(b.as_str()));
-        assert!(!a.matches(&a.as_str()[..10]));
+        let (a_hex, b_hex) = (a.to_hex_string(), b.to_hex_string());
+        assert_eq!(a_hex.len(), ACCESS_KEY_BYTES * 2);
+        assert!(a_hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a_hex, b_hex);
+        assert!(a.matches(&a_hex));
+        assert!(!a.matches(&b_hex));
+        assert!(!a.matches(&a_hex[..10]));
+        assert!(!a.matches(&a_hex.to_uppercase()), "keys compare exactly, not case-insensitively");
         assert!(!a.matches(""));
     }
 }

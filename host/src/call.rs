@@ -236,15 +236,6 @@ impl PreparedCall {
     }
 
     async fn run(self) -> Result<String, CallError> {
-        let failure = self.scope.failure.clone();
-        let result = self.run_inner().await;
-        if let Err(err) = &result {
-            failure.set(err.to_string());
-        }
-        result
-    }
-
-    async fn run_inner(self) -> Result<String, CallError> {
         let PreparedCall { host, function, payload, scope, timeout, _running } = self;
         let function_id = scope.function_id.to_string();
         let deadline = scope.deadline;
