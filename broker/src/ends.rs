@@ -2,9 +2,11 @@
 //!
 //! # Attaching
 //!
-//! An end comes either from [`Broker::open_writer`]/[`Broker::open_reader`] (attached at
-//! once) or from [`Broker::create`] (attached lazily, on its first operation). A lazy end
-//! that is dropped unused never claims its end, so its ref stays good for someone else.
+//! An end comes either from [`Broker::open_writer`](crate::Broker::open_writer) or
+//! [`Broker::open_reader`](crate::Broker::open_reader) (attached at once) or from
+//! [`Broker::create`](crate::Broker::create) (attached lazily, on its first operation). A
+//! lazy end that is dropped unused never claims its end, so its ref stays good for someone
+//! else.
 //!
 //! # Disconnection
 //!

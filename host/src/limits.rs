@@ -8,7 +8,7 @@
 //! tree; the others apply to each call.
 //!
 //! Each field's doc says what it protects. Exceeding a limit is a typed error for the
-//! guest that exceeded it ([`CallError`](crate::CallError)), never harm to the host.
+//! guest that exceeded it ([`CallError`]), never harm to the host.
 
 use std::time::Duration;
 
