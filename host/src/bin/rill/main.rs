@@ -44,12 +44,19 @@ fn main() -> ExitCode {
             return ExitCode::from(call::EXIT_HOST);
         }
     };
-    runtime.block_on(async {
+    // Run the command on a worker thread rather than on the thread blocked in
+    // `block_on`: every call runs on a task of its own, and starting and joining one from
+    // a worker stays on that worker instead of waking threads across the runtime.
+    let command = runtime.spawn(async move {
         match cli.command {
             Command::Call(args) => call::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Functions { manifest } => list_functions(&manifest),
         }
+    });
+    runtime.block_on(command).unwrap_or_else(|err| {
+        eprintln!("error: the command failed unexpectedly: {err}");
+        ExitCode::from(call::EXIT_HOST)
     })
 }
 
