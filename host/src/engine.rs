@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::MAX_TABLE_ELEMENTS;
 
 use crate::error::{HostError, boxed};
 
@@ -23,10 +25,61 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// deeply recursing guest can make the host build.
 pub const MAX_BACKTRACE_FRAMES: usize = 32;
 
-/// Build the engine and start its epoch ticker. `fuel` turns on fuel metering (it costs
-/// a few percent of guest speed, so it is on only when some function has a fuel limit).
-/// `cache_dir` keeps compiled components on disk (see [`crate::HostConfig::cache_dir`]).
-pub(crate) fn new(fuel: bool, cache_dir: Option<&Path>) -> Result<Engine, HostError> {
+/// How an engine allocates instances.
+pub(crate) struct EngineOptions<'a> {
+    /// Meter fuel (it costs a few percent of guest speed, so it is on only when some
+    /// function has a fuel limit).
+    pub(crate) fuel: bool,
+    /// Keep compiled components on disk (see [`crate::HostConfig::cache_dir`]).
+    pub(crate) cache_dir: Option<&'a Path>,
+    /// Instances the pooling allocator keeps ready; `None` allocates on demand.
+    pub(crate) pool_slots: Option<u32>,
+    /// The largest linear memory any function may have.
+    pub(crate) max_memory_bytes: usize,
+}
+
+/// Build the engine and start its epoch ticker.
+///
+/// With `pool_slots`, instances come from wasmtime's pooling allocator: memories, tables
+/// and fiber stacks are reserved once and reset between calls, instead of being mapped
+/// and unmapped for every call (which costs page faults and cross-core TLB shootdowns).
+/// If the pool cannot be reserved (for example where the address space is limited), the
+/// engine falls back to allocating on demand, with a warning.
+pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
+    let mut config = base_config(options);
+    if let Some(slots) = options.pool_slots {
+        let mut pooled = base_config(options);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+            .total_memories(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+            .total_tables(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+            .total_stacks(slots)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .max_memory_size(options.max_memory_bytes);
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => {
+                start_ticker(&engine)?;
+                return Ok(engine);
+            }
+            Err(err) => {
+                tracing::warn!("cannot reserve the instance pool ({err:#}); allocating instances on demand");
+                config = base_config(options);
+            }
+        }
+    }
+    let engine = Engine::new(&config).map_err(|e| HostError::Engine(boxed(e)))?;
+    start_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// Core instances (and so memories and tables) one pool slot allows for: a component
+/// built from Rust or C has a handful; interpreted guests more.
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
+
+fn base_config(options: &EngineOptions<'_>) -> Config {
+    let (fuel, cache_dir) = (options.fuel, options.cache_dir);
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.consume_fuel(fuel);
@@ -46,9 +99,7 @@ pub(crate) fn new(fuel: bool, cache_dir: Option<&Path>) -> Result<Engine, HostEr
         }
     }
     config.wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES));
-    let engine = Engine::new(&config).map_err(|e| HostError::Engine(boxed(e)))?;
-    start_ticker(&engine)?;
-    Ok(engine)
+    config
 }
 
 /// One thread per engine; it holds only a weak reference and stops once the engine is

@@ -17,7 +17,7 @@ use crate::manifest::Manifest;
 use crate::{CallError, Capabilities, HostError, Limits, engine};
 
 /// Host-wide settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HostConfig {
     /// The limits of functions registered without limits of their own.
@@ -29,6 +29,25 @@ pub struct HostConfig {
     /// `None` (the default for embedders) compiles in memory only; the CLI uses
     /// [`default_cache_dir`](crate::default_cache_dir).
     pub cache_dir: Option<PathBuf>,
+    /// Component instances the instance pool keeps ready (default
+    /// [`DEFAULT_POOL_SLOTS`]); a call that finds the pool full fails as unavailable.
+    /// `None` allocates every instance on demand (slower: each call maps and unmaps its
+    /// memory, with page faults and cross-core TLB shootdowns).
+    pub pool_slots: Option<u32>,
+}
+
+/// Default size of the instance pool: calls that can run at once.
+pub const DEFAULT_POOL_SLOTS: u32 = 256;
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            limits: Limits::default(),
+            broker: BrokerConfig::default(),
+            cache_dir: None,
+            pool_slots: Some(DEFAULT_POOL_SLOTS),
+        }
+    }
 }
 
 /// How one function is served: its component, its limits and what it may reach.
@@ -292,7 +311,19 @@ impl HostBuilder {
         let fuel_metering =
             self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
                 || self.config.limits.fuel.is_some();
-        let engine = engine::new(fuel_metering, self.config.cache_dir.as_deref())?;
+        let max_memory_bytes = self
+            .functions
+            .iter()
+            .filter_map(|(_, f)| f.limits.as_ref().map(|l| l.max_memory_bytes))
+            .chain([self.config.limits.max_memory_bytes])
+            .max()
+            .unwrap_or(self.config.limits.max_memory_bytes);
+        let engine = engine::new(&engine::EngineOptions {
+            fuel: fuel_metering,
+            cache_dir: self.config.cache_dir.as_deref(),
+            pool_slots: self.config.pool_slots,
+            max_memory_bytes,
+        })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
         FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)

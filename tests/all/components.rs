@@ -42,3 +42,36 @@ async fn compiled_components_are_cached_and_a_corrupt_cache_recompiles() {
     let host = cached_host(dir.path());
     assert_eq!(host.trigger("test::echo", &json!({ "n": 2 })).await.unwrap(), json!({ "n": 2 }));
 }
+
+fn pooled_host(slots: Option<u32>) -> Host {
+    let mut config = HostConfig::default();
+    config.pool_slots = slots;
+    rill_tests::host_with(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_slots_obeyed() {
+    let host = pooled_host(Some(1));
+    // One slot serves any number of calls, one after another: slots are reused.
+    for n in 0..5 {
+        assert_eq!(host.trigger("test::echo", &json!(n)).await.unwrap(), json!(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_slots_violated() {
+    let host = pooled_host(Some(1));
+    let spinner =
+        tokio::spawn(host.trigger_with_timeout("test::spin", json!({ "ms": 500 }).to_string(), None));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let err = host.trigger("test::echo", &json!(1)).await.unwrap_err();
+    let rill::CallError::Unavailable { message, .. } = &err else { panic!("{err:?}") };
+    assert!(message.contains("concurrent limit of 1"), "{message}");
+    assert!(spinner.await.unwrap().is_ok(), "the call holding the slot finishes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_can_be_allocated_on_demand() {
+    let host = pooled_host(None);
+    assert_eq!(host.trigger("test::echo", &json!("on demand")).await.unwrap(), json!("on demand"));
+}
