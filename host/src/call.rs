@@ -212,6 +212,20 @@ impl HostInner {
     }
 }
 
+/// Wait for the task running a call of `function_id`. A panic inside the host while
+/// running it is reported as a trap of this call, not spread to whoever waits.
+pub(crate) async fn finish(
+    function_id: String,
+    task: JoinHandle<Result<String, CallError>>,
+) -> Result<String, CallError> {
+    task.await.unwrap_or_else(|join| {
+        Err(CallError::Trapped {
+            function_id,
+            message: format!("the host task running the call failed: {join}"),
+        })
+    })
+}
+
 /// A deadline nobody will live to see (`Instant` has no MAX).
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
@@ -223,16 +237,10 @@ impl PreparedCall {
         tokio::spawn(self.run())
     }
 
-    /// Run the call and wait for its result. A panic inside the host while running it is
-    /// reported as a trap of this call, not spread to the caller.
+    /// Run the call and wait for its result.
     pub(crate) async fn call(self) -> Result<String, CallError> {
         let function_id = self.scope.function_id.to_string();
-        self.start().await.unwrap_or_else(|join| {
-            Err(CallError::Trapped {
-                function_id,
-                message: format!("the host task running the call failed: {join}"),
-            })
-        })
+        finish(function_id, self.start()).await
     }
 
     async fn run(self) -> Result<String, CallError> {

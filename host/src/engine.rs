@@ -48,7 +48,6 @@ pub(crate) struct EngineOptions<'a> {
 pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
     let mut config = base_config(options);
     if let Some(slots) = options.pool_slots {
-        let mut pooled = base_config(options);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
@@ -57,15 +56,15 @@ pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
             .total_stacks(slots)
             .table_elements(MAX_TABLE_ELEMENTS)
             .max_memory_size(options.max_memory_bytes);
-        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        match Engine::new(&pooled) {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&config) {
             Ok(engine) => {
                 start_ticker(&engine)?;
                 return Ok(engine);
             }
             Err(err) => {
                 tracing::warn!("cannot reserve the instance pool ({err:#}); allocating instances on demand");
-                config = base_config(options);
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
             }
         }
     }

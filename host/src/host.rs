@@ -308,14 +308,19 @@ impl HostBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(HostError::NoRuntime);
         }
-        let fuel_metering =
-            self.functions.iter().any(|(_, f)| f.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
-                || self.config.limits.fuel.is_some();
-        let max_memory_bytes = self
+        // Each function's limits: its own, or the host's defaults.
+        let registered: Vec<(String, FunctionConfig, Limits)> = self
             .functions
+            .into_iter()
+            .map(|(id, mut config)| {
+                let limits = config.limits.take().unwrap_or_else(|| self.config.limits.clone());
+                (id, config, limits)
+            })
+            .collect();
+        let fuel_metering = registered.iter().any(|(_, _, limits)| limits.fuel.is_some());
+        let max_memory_bytes = registered
             .iter()
-            .filter_map(|(_, f)| f.limits.as_ref().map(|l| l.max_memory_bytes))
-            .chain([self.config.limits.max_memory_bytes])
+            .map(|(_, _, limits)| limits.max_memory_bytes)
             .max()
             .unwrap_or(self.config.limits.max_memory_bytes);
         let engine = engine::new(&engine::EngineOptions {
@@ -331,7 +336,7 @@ impl HostBuilder {
 
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
         let mut functions = HashMap::new();
-        for (id, config) in self.functions {
+        for (id, config, limits) in registered {
             if id.is_empty() || id.len() > MAX_FUNCTION_ID_BYTES || id.chars().any(char::is_control) {
                 return Err(HostError::FunctionId {
                     id,
@@ -343,7 +348,6 @@ impl HostBuilder {
             }
             let source = config.source;
             let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
-            let limits = config.limits.unwrap_or_else(|| self.config.limits.clone());
             let budget = Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes);
             let function = Function { slot, limits, capabilities: config.capabilities, budget };
             functions.insert(id, Arc::new(function));

@@ -35,7 +35,7 @@ impl Stream {
 
 /// The output state of one invocation, shared by its stdout and stderr.
 #[derive(Debug)]
-struct Budget {
+struct OutputBudget {
     remaining: usize,
     max: usize,
     announced_cut: bool,
@@ -46,13 +46,14 @@ struct Budget {
 pub(crate) struct GuestLog {
     function_id: Arc<str>,
     stream: Stream,
-    budget: Arc<Mutex<Budget>>,
+    budget: Arc<Mutex<OutputBudget>>,
     line: Arc<Mutex<Vec<u8>>>,
 }
 
 /// Make the stdout and stderr of one invocation of `function_id`.
 pub(crate) fn pair(function_id: Arc<str>, max_bytes: usize) -> (GuestLog, GuestLog) {
-    let budget = Arc::new(Mutex::new(Budget { remaining: max_bytes, max: max_bytes, announced_cut: false }));
+    let budget =
+        Arc::new(Mutex::new(OutputBudget { remaining: max_bytes, max: max_bytes, announced_cut: false }));
     let make = |stream| GuestLog {
         function_id: Arc::clone(&function_id),
         stream,

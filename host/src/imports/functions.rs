@@ -7,7 +7,7 @@ use wasmtime::component::Resource;
 
 use crate::CallError;
 use crate::bindings::functions as wit;
-use crate::call::Invocation;
+use crate::call::{Invocation, finish};
 
 /// The resource behind a guest's `pending-call`: the task running the call, until
 /// someone waits for it. Dropping it detaches the task, which still ends by its deadline.
@@ -94,13 +94,7 @@ impl wit::HostPendingCall for Invocation {
                 "this call's result was already taken by an earlier wait".into(),
             )));
         };
-        let function_id = pending.function_id.clone();
-        let result = task.await.unwrap_or_else(|join| {
-            Err(CallError::Trapped {
-                function_id,
-                message: format!("the host task running the call failed: {join}"),
-            })
-        });
+        let result = finish(pending.function_id.clone(), task).await;
         Ok(result.map_err(to_wit_error))
     }
 
