@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
+use crate::host::TABLE_KEEP_RESIDENT_BYTES;
 use crate::limits::MAX_TABLE_ELEMENTS;
 
 use crate::error::{HostError, boxed};
@@ -34,6 +37,8 @@ pub(crate) struct EngineOptions<'a> {
     pub(crate) cache_dir: Option<&'a Path>,
     /// Instances the pooling allocator keeps ready; `None` allocates on demand.
     pub(crate) pool_slots: Option<u32>,
+    /// Bytes of each pooled memory reset in place rather than handed back to the kernel.
+    pub(crate) keep_resident_bytes: usize,
     /// The largest linear memory any function may have.
     pub(crate) max_memory_bytes: usize,
 }
@@ -43,6 +48,9 @@ pub(crate) struct EngineOptions<'a> {
 /// With `pool_slots`, instances come from wasmtime's pooling allocator: memories, tables
 /// and fiber stacks are reserved once and reset between calls, instead of being mapped
 /// and unmapped for every call (which costs page faults and cross-core TLB shootdowns).
+/// The pages a call wrote are then reset in place, up to `keep_resident_bytes` (using
+/// `PAGEMAP_SCAN` to find them where the kernel supports it), so the common case makes no
+/// system call that changes the address space.
 /// If the pool cannot be reserved (for example where the address space is limited), the
 /// engine falls back to allocating on demand, with a warning.
 pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
@@ -55,7 +63,10 @@ pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
             .total_tables(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_stacks(slots)
             .table_elements(MAX_TABLE_ELEMENTS)
-            .max_memory_size(options.max_memory_bytes);
+            .max_memory_size(options.max_memory_bytes)
+            .linear_memory_keep_resident(options.keep_resident_bytes)
+            .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+            .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&config) {
             Ok(engine) => {

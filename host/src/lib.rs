@@ -50,7 +50,10 @@ pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
 pub use error::{CallError, HostError, LoadError};
-pub use host::{DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig};
+pub use host::{
+    DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig,
+    TABLE_KEEP_RESIDENT_BYTES,
+};
 pub use limits::Limits;
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,

@@ -75,3 +75,27 @@ async fn instances_can_be_allocated_on_demand() {
     let host = pooled_host(None);
     assert_eq!(host.trigger("test::echo", &json!("on demand")).await.unwrap(), json!("on demand"));
 }
+
+/// Run `test::residue` `times` times, one after another, and check each saw a fresh
+/// instance: nothing an earlier call wrote (a `.bss` counter, a `.data` static, pages it
+/// grew and dirtied) survives into the next, whether its slot's memory was reset in
+/// place or handed back to the kernel.
+async fn assert_fresh_every_time(host: &Host, grow_pages: u32, times: usize) {
+    for round in 0..times {
+        let seen = host.trigger("test::residue", &json!({ "grow_pages": grow_pages })).await.unwrap();
+        assert_eq!(seen, json!({ "counter": 1, "mark": 0x5eed, "dirty_bytes": 0 }), "call {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_slot_keeps_nothing_from_the_previous_call() {
+    // One slot, so every call reuses the memory of the one before. 40 pages (2.5 MiB)
+    // cross the default keep-resident size: part is reset in place, part handed back.
+    let host = pooled_host(Some(1));
+    assert_fresh_every_time(&host, 40, 4).await;
+    let mut config = HostConfig::default();
+    config.pool_slots = Some(1);
+    config.keep_resident_bytes = 0;
+    assert_fresh_every_time(&rill_tests::host_with(config), 40, 4).await;
+    assert_fresh_every_time(&pooled_host(None), 40, 2).await;
+}

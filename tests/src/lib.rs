@@ -54,6 +54,7 @@ pub const SCENARIO_FUNCTIONS: &[&str] = &[
     "test::interleave",
     "test::spin",
     "test::alloc",
+    "test::residue",
 ];
 
 /// The function ids served by the hostile guest.

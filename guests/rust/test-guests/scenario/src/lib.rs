@@ -24,9 +24,11 @@
 //! | `test::interleave` | `{"writer", "count"}` | `{"items"}` (+ `"error"`) |
 //! | `test::spin` | `{"ms"?}` | busy-loops (forever without `ms`), then `{"spun_ms"}` |
 //! | `test::alloc` | `{"bytes"}` | allocates and touches that many bytes, `{"allocated"}` |
+//! | `test::residue` | `{"grow_pages"}` | what a previous call left behind: `{"counter", "mark", "dirty_bytes"}` |
 //!
 //! See each handler for the details.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rill_guest::bindings::rill::host::channels as raw;
@@ -50,6 +52,7 @@ rill_guest::export! {
     "test::interleave" => interleave,
     "test::spin" => spin,
     "test::alloc" => alloc,
+    "test::residue" => residue,
 }
 
 /// The most entries `test::read` lists in `items`.
@@ -665,6 +668,50 @@ fn alloc(payload: AllocPayload) -> Result<Value, String> {
     }
     let touched = std::hint::black_box(&block).iter().step_by(65536).count();
     Ok(json!({ "allocated": payload.bytes, "pages": touched }))
+}
+
+/// Zero in a fresh instance (a `.bss` static).
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// [`MARK_INITIAL`] in a fresh instance (a `.data` static, from the memory image).
+static MARK: AtomicU32 = AtomicU32::new(MARK_INITIAL);
+const MARK_INITIAL: u32 = 0x5eed;
+const DIRTY_BYTE: u8 = 0xab;
+
+#[derive(Deserialize)]
+struct ResiduePayload {
+    grow_pages: u32,
+}
+
+/// Looks for anything an earlier call could have left in this instance's memory, then
+/// leaves some behind: bumps `COUNTER` (1 in a fresh instance), overwrites `MARK` (the
+/// result reports its old value, [`MARK_INITIAL`] when fresh), and grows memory by
+/// `grow_pages`, counting the non-zero bytes found there (`dirty_bytes`, 0 when fresh)
+/// before filling the pages with `0xab`.
+fn residue(payload: ResiduePayload) -> Result<Value, String> {
+    let counter = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+    let mark = MARK.swap(0xdead, Ordering::SeqCst);
+    let dirty_bytes = grow_and_dirty(payload.grow_pages)?;
+    Ok(json!({ "counter": counter, "mark": mark, "dirty_bytes": dirty_bytes }))
+}
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code, reason = "inspects raw pages no allocation owns, to prove the host reset them")]
+fn grow_and_dirty(pages: u32) -> Result<usize, String> {
+    const PAGE: usize = 65536;
+    let old = core::arch::wasm32::memory_grow(0, pages as usize);
+    if old == usize::MAX {
+        return Err(format!("memory.grow by {pages} pages failed"));
+    }
+    // SAFETY: the pages just grown belong to no allocation; nothing else refers to them.
+    let grown = unsafe { std::slice::from_raw_parts_mut((old * PAGE) as *mut u8, pages as usize * PAGE) };
+    let dirty = grown.iter().filter(|&&b| b != 0).count();
+    grown.fill(DIRTY_BYTE);
+    Ok(dirty)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn grow_and_dirty(_pages: u32) -> Result<usize, String> {
+    Err("test::residue grows wasm memory; it runs only as a component".into())
 }
 
 #[cfg(test)]
