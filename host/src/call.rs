@@ -26,11 +26,14 @@
 //! and had not closed is then aborted with that reason, so its readers see why, after the
 //! data that was already buffered — never a clean end.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::FutureExt;
 use rill_broker::{Budget, FailureCause, Writer};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -218,12 +221,23 @@ pub(crate) async fn finish(
     function_id: String,
     task: JoinHandle<Result<String, CallError>>,
 ) -> Result<String, CallError> {
-    task.await.unwrap_or_else(|join| {
-        Err(CallError::Trapped {
+    task.await.unwrap_or_else(|join| match join.try_into_panic() {
+        Ok(panic) => Err(host_panicked(function_id, panic.as_ref())),
+        Err(join) => Err(CallError::Trapped {
             function_id,
             message: format!("the host task running the call failed: {join}"),
-        })
+        }),
     })
+}
+
+/// A panic in the host while it ran a call, as that call's failure.
+fn host_panicked(function_id: String, panic: &(dyn Any + Send)) -> CallError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    CallError::Trapped { function_id, message: format!("the host panicked while running the call: {what}") }
 }
 
 /// A deadline nobody will live to see (`Instant` has no MAX).
@@ -237,10 +251,16 @@ impl PreparedCall {
         tokio::spawn(self.run())
     }
 
-    /// Run the call and wait for its result.
+    /// Run the call in the caller's task and wait for its result. No task is spawned:
+    /// handing the call to another task wakes an idle worker thread for every call,
+    /// which costs more than a small call itself. Dropping the future cancels the call;
+    /// its unclosed writers then abort with [`CANCELLED`].
     pub(crate) async fn call(self) -> Result<String, CallError> {
-        let function_id = self.scope.function_id.to_string();
-        finish(function_id, self.start()).await
+        let function_id = Arc::clone(&self.scope.function_id);
+        AssertUnwindSafe(self.run())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(host_panicked(function_id.to_string(), panic.as_ref())))
     }
 
     async fn run(self) -> Result<String, CallError> {
@@ -264,6 +284,9 @@ impl PreparedCall {
         let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
         let state = Invocation { wasi, table, host: Arc::clone(&host), scope, limiter, parked: Vec::new() };
         let mut store = Store::new(&host.engine, state);
+        // Dropped before the store: if this future is dropped mid-call, the call's
+        // writers abort saying so.
+        let cancelled = CancelGuard(Some(failure.clone()));
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
         // Every epoch tick, a guest running wasm code yields its thread (so one spinning
@@ -315,8 +338,29 @@ impl PreparedCall {
             // Record why before the store (and every writer in it) is dropped.
             failure.set(err.to_string());
         }
+        cancelled.disarm();
         drop(store);
         result
+    }
+}
+
+/// Why the writers of a call whose future was dropped before it finished abort.
+pub(crate) const CANCELLED: &str = "the call was cancelled: its caller stopped waiting for it";
+
+/// Records [`CANCELLED`] as a call's failure unless disarmed when the call finishes.
+struct CancelGuard(Option<FailureCause>);
+
+impl CancelGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(failure) = self.0.take() {
+            failure.set(CANCELLED);
+        }
     }
 }
 

@@ -194,6 +194,42 @@ async fn a_writer_that_times_out_aborts_its_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_aborts_its_stream() {
+    let host = host();
+    let channel = host.create_channel(&ChannelOptions::buffer_bytes(rill::broker::MIN_BUFFER_BYTES)).unwrap();
+    let ops = json!([{ "op": "write_until_error", "chunk": 4096 }]);
+    let payload = json!({ "writer": channel.writer_ref, "ops": ops });
+    // The writer fills the buffer and waits; once it has written, the caller gives up
+    // and drops the call.
+    let full = async {
+        while host.broker().stats().buffered_bytes == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        result = host.trigger("test::write", &payload) => {
+            panic!("the writer cannot finish while nobody reads: {result:?}")
+        }
+        () = full => {}
+    }
+    let mut reader = channel.reader;
+    let mut bytes = 0;
+    let outcome = loop {
+        match reader.next().await {
+            Ok(Some(Item::Bytes(b))) => bytes += b.len(),
+            Ok(Some(Item::Text(t))) => panic!("unexpected text {t}"),
+            Ok(None) => panic!("a cancelled writer must not look like a clean end"),
+            Err(err) => break err,
+        }
+    };
+    assert!(bytes > 0 && bytes <= rill::broker::MIN_BUFFER_BYTES, "{bytes}");
+    let rill::ChannelError::Aborted(reason) = outcome else { panic!("{outcome:?}") };
+    assert!(reason.contains("cancelled"), "{reason}");
+    drop(reader);
+    assert_no_leaks(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_drop_makes_the_writer_see_closed() {
     let host = host();
     let ops = json!([{ "op": "write_until_error", "chunk": 4096 }]);

@@ -73,9 +73,8 @@ impl wit::Host for Invocation {
     ) -> WitResult<()> {
         match self.host.prepare(&function_id, payload, Some(&self.scope), timeout(&options)) {
             Ok(prepared) => {
-                let task = prepared.start();
                 tokio::spawn(async move {
-                    if let Ok(Err(err)) = task.await {
+                    if let Err(err) = prepared.call().await {
                         tracing::debug!(function = %crate::inert(&function_id), error = %err, "void call failed");
                     }
                 });
