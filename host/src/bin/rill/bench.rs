@@ -129,11 +129,14 @@ async fn guest_to_guest_gbps(host: &Host, total: u64, chunk: usize) -> anyhow::R
     let write = json!({ "writer": channel.writer_ref, "total": total, "chunk": chunk });
     let read = json!({ "reader": channel.reader_ref, "chunk": chunk });
     let start = Instant::now();
-    let (written, read) =
-        tokio::join!(host.trigger("bench::write", &write), host.trigger("bench::read", &read));
+    // Two calls from two callers, as two functions would run: each on its own task.
+    let (written, read) = tokio::join!(
+        tokio::spawn(host.trigger("bench::write", &write)),
+        tokio::spawn(host.trigger("bench::read", &read))
+    );
     let took = start.elapsed();
-    written?;
-    anyhow::ensure!(read?["read"] == total, "guest stream lost bytes");
+    written??;
+    anyhow::ensure!(read??["read"] == total, "guest stream lost bytes");
     Ok(gbps(total, took))
 }
 
@@ -153,10 +156,12 @@ async fn call_path_gbps(host: &Host, total: u64) -> anyhow::Result<f64> {
     let read = json!({ "reader": channel.reader_ref, "chunk": rill::broker::MAX_CHUNK_BYTES });
     let start = Instant::now();
     let input: crate::call::Input = Box::new(tokio::fs::File::open(&path).await?);
-    let (fed, read) =
-        tokio::join!(crate::call::feed(input, channel.writer), host.trigger("bench::read", &read));
+    // As `rill call` does: the file is fed on its own task while the call runs.
+    let feed = tokio::spawn(crate::call::feed(input, channel.writer));
+    let read = host.trigger("bench::read", &read).await;
+    let fed = feed.await;
     let took = start.elapsed();
-    fed?;
+    fed??;
     anyhow::ensure!(read?["read"] == total, "call path lost bytes");
     std::fs::remove_dir_all(&dir).ok();
     Ok(gbps(total, took))
@@ -206,9 +211,11 @@ async fn trigger_parallel_rate(host: &Host, calls: usize) -> anyhow::Result<f64>
     Ok((calls / tasks * tasks) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Compile a component into an empty cache, then load it from that cache in a new host.
+/// Cold starts of a component: compiled into an empty cache, and loaded from that cache,
+/// each in a new host (the host itself is built before the clock starts). The median of
+/// [`COLD_STARTS`] runs of each.
 async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Duration)> {
-    let cache = tempdir()?.join("cache");
+    let dir = tempdir()?;
     let host = |cache: PathBuf| {
         let mut config = HostConfig::default();
         config.cache_dir = Some(cache);
@@ -217,17 +224,29 @@ async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Du
             .function("bench::noop", ComponentSource::File(component.to_path_buf()))
             .build()
     };
-    let compiling = host(cache.clone())?;
-    let start = Instant::now();
-    compiling.prepare("bench::noop").await?;
-    let compiled = start.elapsed();
-    drop(compiling);
-    let loading = host(cache.clone())?;
-    let start = Instant::now();
-    loading.prepare("bench::noop").await?;
-    let loaded = start.elapsed();
-    std::fs::remove_dir_all(cache.parent().unwrap_or(&cache)).ok();
-    Ok((compiled, loaded))
+    let time_prepare = |host: Host| async move {
+        let start = Instant::now();
+        host.prepare("bench::noop").await?;
+        anyhow::Ok(start.elapsed())
+    };
+    let mut compiled = Vec::new();
+    for run in 0..COLD_STARTS {
+        compiled.push(time_prepare(host(dir.join(format!("empty-{run}")))?).await?);
+    }
+    let mut loaded = Vec::new();
+    for _ in 0..COLD_STARTS {
+        loaded.push(time_prepare(host(dir.join("empty-0"))?).await?);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok((median(compiled), median(loaded)))
+}
+
+/// Cold starts measured of each kind.
+const COLD_STARTS: usize = 5;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
