@@ -271,11 +271,15 @@ impl PreparedCall {
         let unavailable =
             |message: String| CallError::Unavailable { function_id: function_id.clone(), message };
         // Loading counts against the deadline too: a call never outlives its budget.
-        let pre =
-            match tokio::time::timeout_at(deadline, function.slot.ready(&host.engine, &host.linker)).await {
-                Err(_elapsed) => return Err(CallError::TimedOut { function_id, timeout }),
-                Ok(ready) => ready.map_err(|e| unavailable(error_chain(&e)))?,
-            };
+        let pre = match tokio::time::timeout_at(
+            deadline,
+            function.slot.ready(&host.engine, &host.linker, host.cache.as_ref()),
+        )
+        .await
+        {
+            Err(_elapsed) => return Err(CallError::TimedOut { function_id, timeout }),
+            Ok(ready) => ready.map_err(|e| unavailable(error_chain(&e)))?,
+        };
         let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
 
         let mut table = ResourceTable::new();

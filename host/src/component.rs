@@ -1,7 +1,8 @@
 //! Where a function's code comes from, and getting it ready to run.
 //!
 //! A component is compiled once, on first use, on a blocking thread (compiling is CPU
-//! work that must not stall the async runtime), then linked against the host's imports
+//! work that must not stall the async runtime) — or loaded from the on-disk cache of
+//! compiled components (`cache.rs`) — then linked against the host's imports
 //! into a cached [`FunctionPre`]. Every call instantiates that in a fresh store, which is
 //! cheap (tens of microseconds); a failed or trapped call never leaves state behind for
 //! the next one.
@@ -14,6 +15,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use crate::bindings::FunctionPre;
+use crate::cache::ComponentCache;
 use crate::call::Invocation;
 use crate::error::{LoadError, boxed};
 use crate::rust_guest;
@@ -60,14 +62,17 @@ impl ComponentSlot {
         &self,
         engine: &Engine,
         linker: &Linker<Invocation>,
+        cache: Option<&Arc<ComponentCache>>,
     ) -> Result<&FunctionPre<Invocation>, LoadError> {
         self.ready
             .get_or_try_init(|| async {
                 let source = self.source.clone();
                 let engine = engine.clone();
-                let component = tokio::task::spawn_blocking(move || compile(&engine, &source))
-                    .await
-                    .map_err(|join| LoadError::Compile {
+                let cache = cache.cloned();
+                let component =
+                    tokio::task::spawn_blocking(move || compile(&engine, &source, cache.as_deref()))
+                        .await
+                        .map_err(|join| LoadError::Compile {
                         path: self.source.path().to_path_buf(),
                         source: Box::new(join),
                     })??;
@@ -78,7 +83,11 @@ impl ComponentSlot {
     }
 }
 
-fn compile(engine: &Engine, source: &ComponentSource) -> Result<Component, LoadError> {
+fn compile(
+    engine: &Engine,
+    source: &ComponentSource,
+    cache: Option<&ComponentCache>,
+) -> Result<Component, LoadError> {
     let path = match source {
         ComponentSource::File(path) => path.clone(),
         ComponentSource::Crate(dir) => {
@@ -86,5 +95,9 @@ fn compile(engine: &Engine, source: &ComponentSource) -> Result<Component, LoadE
         }
     };
     let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
-    Component::new(engine, &bytes).map_err(|e| LoadError::Compile { path, source: boxed(e) })
+    let compiled = match cache {
+        Some(cache) => cache.load_or_compile(engine, &bytes),
+        None => Component::new(engine, &bytes),
+    };
+    compiled.map_err(|e| LoadError::Compile { path, source: boxed(e) })
 }

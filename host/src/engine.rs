@@ -9,11 +9,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use wasmtime::{
-    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::host::TABLE_KEEP_RESIDENT_BYTES;
 use crate::limits::MAX_TABLE_ELEMENTS;
@@ -29,12 +27,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const MAX_BACKTRACE_FRAMES: usize = 32;
 
 /// How an engine allocates instances.
-pub(crate) struct EngineOptions<'a> {
+pub(crate) struct EngineOptions {
     /// Meter fuel (it costs a few percent of guest speed, so it is on only when some
     /// function has a fuel limit).
     pub(crate) fuel: bool,
-    /// Keep compiled components on disk (see [`crate::HostConfig::cache_dir`]).
-    pub(crate) cache_dir: Option<&'a Path>,
     /// Instances the pooling allocator keeps ready; `None` allocates on demand.
     pub(crate) pool_slots: Option<u32>,
     /// Bytes of each pooled memory reset in place rather than handed back to the kernel.
@@ -53,7 +49,7 @@ pub(crate) struct EngineOptions<'a> {
 /// system call that changes the address space.
 /// If the pool cannot be reserved (for example where the address space is limited), the
 /// engine falls back to allocating on demand, with a warning.
-pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
+pub(crate) fn new(options: &EngineOptions) -> Result<Engine, HostError> {
     let mut config = base_config(options);
     if let Some(slots) = options.pool_slots {
         let mut pool = PoolingAllocationConfig::new();
@@ -88,26 +84,10 @@ pub(crate) fn new(options: &EngineOptions<'_>) -> Result<Engine, HostError> {
 /// built from Rust or C has a handful; interpreted guests more.
 const CORE_INSTANCES_PER_SLOT: u32 = 16;
 
-fn base_config(options: &EngineOptions<'_>) -> Config {
-    let (fuel, cache_dir) = (options.fuel, options.cache_dir);
+fn base_config(options: &EngineOptions) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    config.consume_fuel(fuel);
-    if let Some(dir) = cache_dir {
-        // wasmtime's own cache: keyed by the component's bytes and the engine's
-        // configuration and version, and a file that does not load (corrupt, foreign,
-        // stale) is simply recompiled. A cache that cannot be set up only costs speed.
-        let mut cache_config = CacheConfig::new();
-        cache_config.with_directory(dir);
-        match Cache::new(cache_config) {
-            Ok(cache) => {
-                config.cache(Some(cache));
-            }
-            Err(err) => {
-                tracing::warn!(dir = %dir.display(), "compiled components will not be cached: {err:#}")
-            }
-        }
-    }
+    config.consume_fuel(options.fuel);
     config.wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES));
     config
 }

@@ -10,6 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::Function as FunctionWorld;
+use crate::cache::ComponentCache;
 use crate::call::{Invocation, MAX_FUNCTION_ID_BYTES};
 use crate::component::{ComponentSlot, ComponentSource};
 use crate::error::boxed;
@@ -27,7 +28,12 @@ pub struct HostConfig {
     /// Where compiled components are kept between runs, so a component compiles once
     /// (Python and JavaScript components take seconds) and later starts in milliseconds.
     /// `None` (the default for embedders) compiles in memory only; the CLI uses
-    /// [`default_cache_dir`](crate::default_cache_dir).
+    /// [`default_cache_dir`](crate::default_cache_dir). Entries are checked before use
+    /// (a corrupt or foreign file is recompiled) and at most [`MAX_CACHE_ENTRIES`] are
+    /// kept. The directory must be private to the user running the host: compiled code
+    /// in it runs as the host.
+    ///
+    /// [`MAX_CACHE_ENTRIES`]: crate::MAX_CACHE_ENTRIES
     pub cache_dir: Option<PathBuf>,
     /// Component instances the instance pool keeps ready (default
     /// [`DEFAULT_POOL_SLOTS`]); a call that finds the pool full fails as unavailable.
@@ -132,6 +138,8 @@ pub(crate) struct HostInner {
     pub(crate) broker: Broker,
     /// Whether the engine meters fuel (some function has a fuel limit).
     pub(crate) fuel_metering: bool,
+    /// Compiled components on disk, if [`HostConfig::cache_dir`] is set.
+    pub(crate) cache: Option<Arc<ComponentCache>>,
     functions: HashMap<String, Arc<Function>>,
 }
 
@@ -279,12 +287,15 @@ impl Host {
     pub async fn prepare(&self, function_id: &str) -> Result<(), CallError> {
         let function =
             self.inner.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
-        function.slot.ready(&self.inner.engine, &self.inner.linker).await.map(drop).map_err(|err| {
-            CallError::Unavailable {
+        function
+            .slot
+            .ready(&self.inner.engine, &self.inner.linker, self.inner.cache.as_ref())
+            .await
+            .map(drop)
+            .map_err(|err| CallError::Unavailable {
                 function_id: function_id.to_owned(),
                 message: crate::call::error_chain(&err),
-            }
-        })
+            })
     }
 }
 
@@ -342,7 +353,6 @@ impl HostBuilder {
             .unwrap_or(self.config.limits.max_memory_bytes);
         let engine = engine::new(&engine::EngineOptions {
             fuel: fuel_metering,
-            cache_dir: self.config.cache_dir.as_deref(),
             pool_slots: self.config.pool_slots,
             keep_resident_bytes: self.config.keep_resident_bytes,
             max_memory_bytes,
@@ -371,6 +381,7 @@ impl HostBuilder {
             functions.insert(id, Arc::new(function));
         }
         let broker = Broker::new(self.config.broker.clone());
-        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, fuel_metering, functions }) })
+        let cache = self.config.cache_dir.as_deref().map(|dir| Arc::new(ComponentCache::new(dir, &engine)));
+        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, fuel_metering, cache, functions }) })
     }
 }

@@ -13,11 +13,12 @@
 //!   ([`manifest`]) or in code ([`HostBuilder`]), [`trigger`](Host::trigger) functions,
 //!   and [`create_channel`](Host::create_channel)s whose ends are tokio
 //!   `AsyncWrite`/`AsyncRead`. The `rill` CLI uses nothing else.
-//! - `call.rs` runs one call: checks, a fresh wasmtime store per call on its own tokio
-//!   task, deadlines (epoch interruption plus a timeout around the call), and the rule
+//! - `call.rs` runs one call: checks, a fresh wasmtime store per call (run in the
+//!   caller's task; `spawn` gets its own), deadlines (epoch interruption plus a timeout around the call), and the rule
 //!   that a failed function aborts the writers it left open.
 //! - `component.rs` turns a [`ComponentSource`] into a linked, cached pre-instance;
-//!   [`rust_guest`] builds guest crates on demand.
+//!   `cache.rs` keeps compiled components on disk; [`rust_guest`] builds guest crates
+//!   on demand.
 //! - `imports/` implements the WIT imports over the broker and the host; the generated
 //!   bindings stay private (`bindings.rs`).
 //! - `stdio.rs` turns guest stdout/stderr into log lines tagged with the function id.
@@ -29,10 +30,12 @@
 //! store, so nothing is ever reused after a failure, and resources left in a store are
 //! released when it is dropped.
 
-#![forbid(unsafe_code)]
+// The one `unsafe` is loading compiled code from the cache (see `cache.rs`).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod bindings;
+mod cache;
 mod call;
 pub mod capabilities;
 mod component;
@@ -45,6 +48,7 @@ pub mod manifest;
 pub mod rust_guest;
 mod stdio;
 
+pub use cache::MAX_CACHE_ENTRIES;
 pub use call::MAX_FUNCTION_ID_BYTES;
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;

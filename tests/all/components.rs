@@ -1,20 +1,42 @@
 //! Loading components: the on-disk cache of compiled components.
 
-use rill::{ComponentSource, Host, HostConfig};
+use std::path::PathBuf;
+
+use rill::{ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_ENTRIES};
 use rill_tests::guest;
 use serde_json::json;
 
 fn cached_host(dir: &std::path::Path) -> Host {
-    let mut config = HostConfig::default();
-    config.cache_dir = Some(dir.to_path_buf());
-    Host::builder()
-        .config(config)
-        .function("test::echo", ComponentSource::File(guest("test-guests/scenario")))
-        .build()
-        .unwrap()
+    cached_host_with(dir, None)
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// A host serving `test::echo` from the cache in `dir`, metering fuel if `fuel` is set
+/// (a different engine configuration, so differently compiled code).
+fn cached_host_with(dir: &std::path::Path, fuel: Option<u64>) -> Host {
+    let mut config = HostConfig::default();
+    config.cache_dir = Some(dir.to_path_buf());
+    let mut limits = Limits::default();
+    limits.fuel = fuel;
+    let function = FunctionConfig::new(ComponentSource::File(guest("test-guests/scenario"))).limits(limits);
+    Host::builder().config(config).function_with("test::echo", function).build().unwrap()
+}
+
+async fn echo(host: &Host, n: u32) {
+    assert_eq!(host.trigger("test::echo", &json!({ "n": n })).await.unwrap(), json!({ "n": n }));
+}
+
+/// The cache's entries: (compiled file, check file) pairs.
+fn entries(dir: &std::path::Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut entries: Vec<_> = files_under(dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "check"))
+        .map(|check| (check.with_extension("cwasm"), check))
+        .collect();
+    entries.sort();
+    entries
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -29,18 +51,87 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiled_components_are_cached_and_a_corrupt_cache_recompiles() {
     let dir = tempfile::tempdir().unwrap();
-    let host = cached_host(dir.path());
-    assert_eq!(host.trigger("test::echo", &json!({ "n": 1 })).await.unwrap(), json!({ "n": 1 }));
-    drop(host);
-    let cached = files_under(dir.path());
-    assert!(!cached.is_empty(), "compiling wrote the component to the cache");
+    echo(&cached_host(dir.path()), 1).await;
+    let cached = entries(dir.path());
+    assert_eq!(cached.len(), 1, "compiling wrote one entry: {cached:?}");
+    let (compiled, _) = &cached[0];
+    let sound = std::fs::read(compiled).unwrap();
 
-    // Corrupt every cached file: the next host must recompile, never crash.
-    for file in &cached {
+    // A truncated compiled file: its check fails, the next host recompiles and repairs it.
+    std::fs::write(compiled, &sound[..sound.len() / 2]).unwrap();
+    echo(&cached_host(dir.path()), 2).await;
+    assert_eq!(std::fs::read(compiled).unwrap().len(), sound.len(), "the entry was rewritten");
+
+    // One flipped bit in the middle of the code.
+    let mut flipped = sound.clone();
+    flipped[sound.len() / 2] ^= 0x10;
+    std::fs::write(compiled, &flipped).unwrap();
+    echo(&cached_host(dir.path()), 3).await;
+
+    // Every file replaced by garbage.
+    for file in files_under(dir.path()) {
         std::fs::write(file, b"\x00garbage, not a compiled component").unwrap();
     }
-    let host = cached_host(dir.path());
-    assert_eq!(host.trigger("test::echo", &json!({ "n": 2 })).await.unwrap(), json!({ "n": 2 }));
+    echo(&cached_host(dir.path()), 4).await;
+    assert_eq!(entries(dir.path()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_compiled_file_is_refused_and_recompiled() {
+    // Code compiled for a fuel-metering engine, with a matching check, placed under the
+    // key of an engine without fuel: wasmtime's header check must refuse it.
+    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    echo(&cached_host(ours.path()), 1).await;
+    echo(&cached_host_with(theirs.path(), Some(u64::MAX / 2)), 1).await;
+    let (our_entry, their_entry) = (entries(ours.path()), entries(theirs.path()));
+    assert_ne!(our_entry[0].0.file_name(), their_entry[0].0.file_name(), "keys include the engine");
+    std::fs::copy(&their_entry[0].0, &our_entry[0].0).unwrap();
+    std::fs::copy(&their_entry[0].1, &our_entry[0].1).unwrap();
+    echo(&cached_host(ours.path()), 2).await;
+    let (now, foreign) = (std::fs::read(&our_entry[0].0).unwrap(), std::fs::read(&their_entry[0].0).unwrap());
+    assert_ne!(now, foreign, "the refused entry was replaced by a recompiled one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_cache_directory_only_costs_a_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_directory = dir.path().join("file");
+    std::fs::write(&not_a_directory, b"in the way").unwrap();
+    echo(&cached_host(&not_a_directory), 1).await;
+    echo(&cached_host(&not_a_directory), 2).await;
+}
+
+/// Fill `dir` with `count` made-up entries, each older than anything compiled now.
+fn fake_entries(dir: &std::path::Path, count: usize) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for n in 0..count {
+        for extension in ["cwasm", "check"] {
+            let path = dir.join(format!("{n:064x}.{extension}"));
+            std::fs::write(&path, b"old").unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(old + std::time::Duration::from_secs(n as u64)).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_entries_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_entries(dir.path(), MAX_CACHE_ENTRIES - 1);
+    echo(&cached_host(dir.path()), 1).await;
+    assert_eq!(entries(dir.path()).len(), MAX_CACHE_ENTRIES, "room for one more: nothing removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_entries_violated() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_entries(dir.path(), MAX_CACHE_ENTRIES);
+    echo(&cached_host(dir.path()), 1).await;
+    let left = entries(dir.path());
+    assert_eq!(left.len(), MAX_CACHE_ENTRIES, "the oldest entry made room");
+    let oldest = dir.path().join(format!("{:064x}.cwasm", 0));
+    assert!(!oldest.exists() && !oldest.with_extension("check").exists(), "the oldest went");
+    assert!(dir.path().join(format!("{:064x}.check", 1)).exists(), "only the oldest went");
 }
 
 fn pooled_host(slots: Option<u32>) -> Host {
