@@ -282,6 +282,19 @@ impl Shared {
         }
     }
 
+    /// `Ready(n)` once a chunk of `n` > 0 bytes fits; see [`Writer::ready`](crate::Writer::ready).
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<usize, ChannelError>> {
+        let mut state = self.lock();
+        self.writable(&mut state)?;
+        match self.room(&state) {
+            0 => {
+                state.writer_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            room => Poll::Ready(Ok(room)),
+        }
+    }
+
     /// Buffer a prefix of `data` (copying it); `Ready(n)` with the bytes taken, waiting
     /// only while nothing fits. This is the `AsyncWrite` shape.
     pub(crate) fn poll_write_slice(

@@ -157,6 +157,20 @@ impl Writer {
         poll_fn(|cx| shared.poll_write_bytes(cx, &mut data)).await
     }
 
+    /// Wait until a chunk fits in the buffer, and say how many bytes fit in one chunk
+    /// now (at least 1, at most [`MAX_CHUNK_BYTES`]). Only this
+    /// writer adds to the buffer, so a following [`Writer::write`] of at most that many
+    /// bytes is buffered whole, at once. This lets a caller copy bytes from its own
+    /// memory straight into chunks of the right size, with no intermediate buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::write`].
+    pub async fn ready(&mut self) -> Result<usize, ChannelError> {
+        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        poll_fn(|cx| shared.poll_room(cx)).await
+    }
+
     /// Append a text message, delivered whole and in order with the bytes. Waits until it
     /// fits.
     ///

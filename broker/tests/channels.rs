@@ -292,6 +292,37 @@ async fn buffer_is_bounded_in_bytes_and_the_writer_waits() {
 }
 
 #[tokio::test]
+async fn ready_says_what_fits_and_waits_for_room() {
+    let broker = broker();
+    let capacity = MIN_BUFFER_BYTES;
+    let NewChannel { mut writer, mut reader, .. } =
+        broker.create(&ChannelOptions::buffer_bytes(capacity)).unwrap();
+    let empty_room = capacity - ITEM_OVERHEAD_BYTES;
+    assert_eq!(writer.ready().await.unwrap(), empty_room.min(MAX_CHUNK_BYTES));
+    // A write of exactly what fits is buffered whole and leaves no room.
+    writer.write(vec![7u8; empty_room]).await.unwrap();
+    assert_eq!(broker.stats().buffered_bytes, capacity);
+    let waiting = tokio::time::timeout(Duration::from_millis(50), writer.ready()).await;
+    assert!(waiting.is_err(), "a full buffer has no room: {waiting:?}");
+
+    // Reading makes room, and what `ready` then promises is buffered without waiting.
+    let (ready, read) = tokio::join!(writer.ready(), reader.read(1000));
+    assert_eq!(read.unwrap(), Some(Item::Bytes(Bytes::from(vec![7u8; 1000]))));
+    let room = ready.unwrap();
+    assert_eq!(room, 1000 - ITEM_OVERHEAD_BYTES, "the new chunk pays its bookkeeping");
+    let write = writer.write(vec![8u8; room]);
+    let written = tokio::time::timeout(Duration::from_millis(50), write).await;
+    assert!(matches!(written, Ok(Ok(()))), "{written:?}");
+    assert_eq!(broker.stats().buffered_bytes, capacity);
+
+    drop(reader);
+    assert_eq!(writer.ready().await, Err(ChannelError::Closed));
+    writer.close().unwrap_err();
+    assert_eq!(writer.ready().await, Err(ChannelError::Finished));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
 async fn tiny_items_are_charged_their_bookkeeping() {
     let broker = broker();
     let NewChannel { mut writer, reader: _reader, .. } =

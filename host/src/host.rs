@@ -360,6 +360,7 @@ impl HostBuilder {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
         FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .and_then(|()| crate::imports::channels::add_direct_write(&mut linker))
             .map_err(|e| HostError::Engine(boxed(e)))?;
 
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();

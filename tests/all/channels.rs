@@ -242,6 +242,41 @@ async fn reader_drop_makes_the_writer_see_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_writes_of_any_size_arrive_whole() {
+    // Straight through the bindings: empty writes, and one write three times the buffer
+    // (the host copies it out of guest memory in pieces as room appears).
+    let host = host();
+    let len = 3 << 20;
+    let ops = json!([
+        { "op": "bytes", "len": 0 },
+        { "op": "bytes", "len": len, "seed": 5 },
+        { "op": "bytes", "len": 0 },
+        { "op": "close" },
+        { "op": "bytes", "len": 0 },
+    ]);
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "writer": channel.writer_ref, "ops": ops, "raw": true });
+    let mut reader = channel.reader;
+    let read_all = async {
+        let mut got = Vec::new();
+        while let Some(item) = reader.next().await.unwrap() {
+            let Item::Bytes(bytes) = item else { panic!("unexpected {item:?}") };
+            assert!(!bytes.is_empty() && bytes.len() <= rill::broker::MAX_CHUNK_BYTES, "{}", bytes.len());
+            got.extend_from_slice(&bytes);
+        }
+        got
+    };
+    let (result, got) = tokio::join!(call(&host, "test::write", payload), read_all);
+    assert_eq!(result["results"], json!(["ok", "ok", "ok", "ok", result["results"][4].clone()]));
+    assert!(as_str(&result["results"][4]).starts_with("finished"), "{result}");
+    assert_eq!(got.len(), len);
+    assert_eq!(sha256_hex(&got), as_str(&result["sha256"]), "every byte, in order");
+    assert_eq!(got, pattern(len, 5));
+    drop(reader);
+    assert_no_leaks(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_after_close_is_finished() {
     let host = host();
     let ops = json!([{ "op": "bytes", "len": 10 }, { "op": "close" }, { "op": "bytes", "len": 10 }]);
