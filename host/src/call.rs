@@ -295,14 +295,17 @@ impl PreparedCall {
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
         // Every epoch tick, a guest running wasm code yields its thread (so one spinning
         // guest cannot stall the calls sharing it) and is interrupted once its deadline
-        // has passed. Waiting in a host call is covered by the timeout below.
+        // has passed. Waiting in a host call is covered by the timeout below. The yield is
+        // tokio's own, which lets the worker poll its timers and I/O before resuming the
+        // guest: a plain wake-and-return-pending does not, and spinning guests on every
+        // worker then delayed a 100 ms timer by half a second.
         let wall_deadline = deadline.into_std();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if std::time::Instant::now() >= wall_deadline {
                 UpdateDeadline::Interrupt
             } else {
-                UpdateDeadline::Yield(1)
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         if host.fuel_metering {

@@ -293,8 +293,14 @@ async fn a_reader_that_never_reads_blocks_the_writer_in_bounded_memory_until_it_
         }
         peak
     };
+    // The broker's figures are host-wide, so the call served meanwhile streams nothing.
+    let served = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        call(&host, "test::echo", json!("still serving")).await
+    };
     let started = Instant::now();
-    let (reader, writer, peak) = with_bystander(&host, async { tokio::join!(reader, writer, watch) }).await;
+    let (reader, writer, peak, served) = tokio::join!(reader, writer, watch, served);
+    assert_eq!(served, json!("still serving"));
     assert_eq!(writer.unwrap_err().kind(), "timed-out", "the blocked writer times out");
     assert_eq!(reader.unwrap_err().kind(), "timed-out");
     assert!(peak > 0 && peak <= buffer, "buffered {peak} bytes, buffer {buffer}");
@@ -354,8 +360,11 @@ async fn spinning_guests_share_threads_and_stop_at_their_deadlines() {
         .map(|_| host.trigger_with_timeout("hostile::loop", "{}".into(), Some(deadline)))
         .map(tokio::spawn)
         .collect();
+    // More spinners than threads, yet the host's timers still fire on time...
+    let sleep_started = Instant::now();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // More spinners than threads, yet an unrelated call is served meanwhile.
+    let slept = sleep_started.elapsed();
+    // ...and an unrelated call is served meanwhile.
     let echo_started = Instant::now();
     assert_eq!(call(&host, "test::echo", json!("hi")).await, json!("hi"));
     let echo_took = echo_started.elapsed();
@@ -368,6 +377,7 @@ async fn spinning_guests_share_threads_and_stop_at_their_deadlines() {
         "a spinning guest stalled another call for {echo_took:?}"
     );
     assert!(all_took < deadline + Duration::from_millis(1500), "deadlines held: {all_took:?}");
+    assert!(slept < Duration::from_millis(300), "spinning guests starved a 100 ms timer: {slept:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
