@@ -399,7 +399,9 @@ fn classify(
             limits.max_handles
         ));
     }
-    let message = format!("{err:?}");
+    // The error and its causes, which include the guest's wasm backtrace for a trap;
+    // never `{:?}`, which adds the host's own stack when RUST_BACKTRACE is set.
+    let message = format!("{err:#}");
     if message.contains("fuel allocated for hostcalls has been exhausted") {
         return CallError::LimitExceeded(format!(
             "bytes passed to the host in one call: at most {} (split large writes)",
