@@ -187,6 +187,51 @@ fn stdin_and_stdout_stand_in_for_files_and_text_goes_to_stderr() {
 }
 
 #[test]
+fn a_failed_call_exits_even_while_stdin_stays_open() {
+    // The function times out before stdin ends; a thread still blocked reading stdin
+    // must not hold the process open.
+    let mut child = rill()
+        .arg("files::process")
+        .arg("--reader-from")
+        .arg("reader=-")
+        .arg("--timeout-ms")
+        .arg("300")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("rill did not exit while its stdin stayed open");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(3), "a timeout");
+}
+
+#[test]
+fn an_input_that_fails_to_read_aborts_the_stream() {
+    // A directory opens but cannot be read: the function must see an abort with the
+    // reason, never a clean (empty) end.
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(rill()
+        .arg("files::process")
+        .arg("--reader-from")
+        .arg(format!("reader={}", dir.path().display())));
+    assert_eq!(output.status.code(), Some(1), "the function failed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("aborted") && stderr.contains("reading the input failed"), "{stderr}");
+}
+
+#[test]
 fn nested_payload_fields_carry_the_ref() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.bin");

@@ -180,7 +180,7 @@ async fn call_path_gbps(host: &Host, total: u64) -> anyhow::Result<f64> {
     let channel = host.create_channel(&ChannelOptions::default())?;
     let read = json!({ "reader": channel.reader_ref, "chunk": rill::broker::MAX_CHUNK_BYTES });
     let start = Instant::now();
-    let input: crate::call::Input = Box::new(tokio::fs::File::open(&path).await?);
+    let input = crate::call::Input::File(std::fs::File::open(&path)?);
     // As `rill call` does: the file is fed on its own task while the call runs.
     let feed = tokio::spawn(crate::call::feed(input, channel.writer));
     let read = host.trigger("bench::read", &read).await;

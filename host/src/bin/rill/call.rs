@@ -6,6 +6,7 @@
 //! function writes into the file (or stdout); text messages go to stderr. The result JSON
 //! goes to stdout once every stream is done.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,7 +43,7 @@ Exit codes:
   8  the function exceeded its memory limit
   9  the function ran out of fuel";
 
-/// Bytes read from an input file per channel write: one channel chunk, so the broker
+/// Bytes read from standard input per channel write: one channel chunk, so the broker
 /// queues each write without copying it again.
 const FEED_CHUNK_BYTES: usize = rill::broker::MAX_CHUNK_BYTES;
 
@@ -252,18 +253,24 @@ fn set_field(payload: &mut Value, path: &str, value: Value) -> Result<(), Failur
     Ok(())
 }
 
-pub(crate) type Input = Box<dyn AsyncRead + Send + Unpin>;
+/// Where a `--reader-from` stream comes from.
+pub(crate) enum Input {
+    /// Standard input, read asynchronously: it may never end, and a thread blocked
+    /// reading it could not be stopped.
+    Stdin(tokio::io::Stdin),
+    /// A file, read on a blocking thread straight into the chunks handed to the channel.
+    File(std::fs::File),
+}
 type Output = Box<dyn AsyncWrite + Send + Unpin>;
 
 async fn open_input(path: &str) -> Result<Input, Failure> {
     if path == "-" {
-        return Ok(Box::new(tokio::io::stdin()));
+        return Ok(Input::Stdin(tokio::io::stdin()));
     }
-    let file = tokio::fs::File::open(path)
-        .await
+    let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open {path} for reading"))
         .map_err(|e| fail(EXIT_INPUT, e))?;
-    Ok(Box::new(file))
+    Ok(Input::File(file))
 }
 
 async fn open_output(path: &str) -> Result<Output, Failure> {
@@ -278,10 +285,23 @@ async fn open_output(path: &str) -> Result<Output, Failure> {
 }
 
 /// Copy `input` into the channel; a read error aborts the stream so the function sees a
-/// failure, never a truncated clean end. Each read is copied out of one reused buffer:
-/// a chunk handed to the channel must own its bytes, or a short read would pin a whole
-/// read buffer while being charged for a few bytes.
-pub(crate) async fn feed(mut input: Input, mut writer: Writer) -> anyhow::Result<()> {
+/// failure, never a truncated clean end.
+pub(crate) async fn feed(input: Input, writer: Writer) -> anyhow::Result<()> {
+    match input {
+        Input::Stdin(stdin) => feed_async(stdin, writer).await,
+        Input::File(file) => {
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || feed_file(&runtime, file, writer))
+                .await
+                .unwrap_or_else(|join| Err(anyhow!(join).context("the thread reading the input failed")))
+        }
+    }
+}
+
+/// Each read is copied out of one reused buffer: a chunk handed to the channel must own
+/// its bytes, or a short read would pin a whole read buffer while being charged for a
+/// few bytes.
+async fn feed_async(mut input: impl AsyncRead + Unpin, mut writer: Writer) -> anyhow::Result<()> {
     let mut buf = vec![0u8; FEED_CHUNK_BYTES];
     loop {
         match input.read(&mut buf).await {
@@ -297,6 +317,34 @@ pub(crate) async fn feed(mut input: Input, mut writer: Writer) -> anyhow::Result
             }
         }
     }
+    finish_feed(writer)
+}
+
+/// Read the file into chunks of exactly the size the channel has room for, one read
+/// (the kernel's copy) per chunk and no copy after it. Runs on a blocking thread and
+/// waits for the channel through `runtime`.
+fn feed_file(
+    runtime: &tokio::runtime::Handle,
+    mut file: std::fs::File,
+    mut writer: Writer,
+) -> anyhow::Result<()> {
+    loop {
+        let room = runtime.block_on(writer.ready()).context("the function stopped reading")?;
+        let mut chunk = Vec::with_capacity(room);
+        // `take` + `read_to_end` fills the chunk without zeroing it first.
+        match (&mut file).take(room as u64).read_to_end(&mut chunk) {
+            Ok(0) => break,
+            Ok(_) => runtime.block_on(writer.write(chunk)).context("the function stopped reading")?,
+            Err(err) => {
+                writer.abort(format!("reading the input failed: {err}"));
+                return Err(anyhow!(err).context("reading the input"));
+            }
+        }
+    }
+    finish_feed(writer)
+}
+
+fn finish_feed(mut writer: Writer) -> anyhow::Result<()> {
     match writer.close() {
         Ok(()) => Ok(()),
         Err(ChannelError::Closed) => bail!("the function stopped reading before the end"),

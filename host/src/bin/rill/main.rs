@@ -45,8 +45,8 @@ fn main() -> ExitCode {
         }
     };
     // Run the command on a worker thread rather than on the thread blocked in
-    // `block_on`: every call runs on a task of its own, and starting and joining one from
-    // a worker stays on that worker instead of waking threads across the runtime.
+    // `block_on`: tasks it starts and joins then stay on that worker instead of waking
+    // threads across the runtime.
     let command = runtime.spawn(async move {
         match cli.command {
             Command::Call(args) => call::run(args).await,
@@ -54,10 +54,14 @@ fn main() -> ExitCode {
             Command::Functions { manifest } => list_functions(&manifest),
         }
     });
-    runtime.block_on(command).unwrap_or_else(|err| {
+    let code = runtime.block_on(command).unwrap_or_else(|err| {
         eprintln!("error: the command failed unexpectedly: {err}");
         ExitCode::from(call::EXIT_HOST)
-    })
+    });
+    // The command is done: do not wait for threads still blocked (a read of standard
+    // input cannot be cancelled, and would hold the exit until the user typed a line).
+    runtime.shutdown_background();
+    code
 }
 
 fn list_functions(manifest: &std::path::Path) -> ExitCode {
