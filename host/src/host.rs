@@ -205,7 +205,9 @@ impl Host {
     /// Call `function_id` with a JSON payload and wait for its JSON result.
     ///
     /// The returned future owns what it needs (the payload is serialized up front), so it
-    /// can be spawned or joined freely.
+    /// can be spawned or joined freely. The call runs inside it, in the awaiting task:
+    /// dropping the future cancels the call, and the writers it left open abort with a
+    /// reason that says so. Spawn the future to let a call run on its own.
     ///
     /// # Errors
     ///
