@@ -29,6 +29,7 @@ fn manifest() -> &'static Path {
             ("bench::noop", "examples/bench"),
             ("bench::write", "examples/bench"),
             ("bench::read", "examples/bench"),
+            ("bench::call_loop", "examples/bench"),
         ] {
             let wasm = rill::rust_guest::build(&repo_root().join("guests/rust").join(dir)).unwrap();
             text.push_str(&format!("[functions.{id:?}]\ncomponent = {:?}\n\n", wasm.display().to_string()));
@@ -319,18 +320,32 @@ fn bench_reports_every_figure_as_json() {
         "trigger_p50_us".to_owned(),
         "trigger_p99_us".to_owned(),
         "trigger_parallel_per_sec".to_owned(),
+        "trigger_function_to_function_per_sec".to_owned(),
         "cold_start_compile_ms".to_owned(),
         "cold_start_cached_ms".to_owned(),
         "cache_speedup".to_owned(),
         "idle_channels_10k_mib".to_owned(),
     ];
     for chunk in ["4k", "64k", "1m"] {
-        for figure in ["host_two_copies_{}_gbps", "guest_to_guest_{}_gbps", "guest_to_guest_{}_vs_memcpy"] {
+        for figure in [
+            "host_two_copies_{}_gbps",
+            "guest_to_guest_{}_gbps",
+            "guest_to_guest_{}_vs_memcpy",
+            "guest_to_guest_{}_vs_host_two_copies",
+            "guest_to_guest_{}_peak_rss_added_mib",
+        ] {
             fields.push(figure.replace("{}", chunk));
         }
     }
     for field in fields {
         let value = report[&field].as_f64().unwrap_or_else(|| panic!("{field} missing in {report}"));
         assert!(value.is_finite() && value >= 0.0, "{field} = {value}");
+    }
+    for chunk in ["4k", "64k", "1m"] {
+        for figure in ["host_two_copies_{}_runs_gbps", "guest_to_guest_{}_runs_gbps"] {
+            let field = figure.replace("{}", chunk);
+            let runs = report[&field].as_array().unwrap_or_else(|| panic!("{field} missing in {report}"));
+            assert_eq!(runs.len(), 5, "{field}: {runs:?}");
+        }
     }
 }

@@ -281,7 +281,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut config = HostConfig::default();
     config.cache_dir = rill::default_cache_dir();
     let host = Host::from_manifest_with(&args.manifest, config).context("cannot start the host")?;
-    for id in ["bench::noop", "bench::write", "bench::read"] {
+    for id in ["bench::noop", "bench::write", "bench::read", "bench::call_loop"] {
         host.prepare(id).await.with_context(|| format!("the manifest must declare {id}"))?;
     }
     let manifest = rill::manifest::Manifest::from_file(&args.manifest)?;
@@ -391,6 +391,19 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     report.insert("trigger_p50_us".into(), json!(p50));
     report.insert("trigger_p99_us".into(), json!(p99));
     report.insert("trigger_parallel_per_sec".into(), json!(parallel));
+
+    // Function to function: a guest calling `bench::noop` in a loop (iii: ~4,300/s).
+    let start = Instant::now();
+    host.trigger("bench::call_loop", &json!({ "count": calls })).await?;
+    let guest_calls = calls as f64 / start.elapsed().as_secs_f64();
+    rows.push(Row {
+        name: "trigger, function → function".into(),
+        value: guest_calls,
+        unit: "calls/s",
+        baseline: more("host → function", serial),
+        target: None,
+    });
+    report.insert("trigger_function_to_function_per_sec".into(), json!(guest_calls));
 
     let (compiled, loaded) = cold_start(&component).await?;
     let (compiled_ms, loaded_ms) = (compiled.as_secs_f64() * 1e3, loaded.as_secs_f64() * 1e3);

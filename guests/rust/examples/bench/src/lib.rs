@@ -7,6 +7,7 @@
 //! | `bench::noop` | anything | `{}` |
 //! | `bench::write` | `{"writer", "total", "chunk"}` | `{"written"}` |
 //! | `bench::read` | `{"reader", "chunk"}` | `{"read", "checksum"}` |
+//! | `bench::call_loop` | `{"count"}` | calls `bench::noop` `count` times, one after another: `{"calls"}` |
 
 use rill_guest::ChannelRef;
 use rill_guest::bindings::rill::host::channels as raw;
@@ -17,6 +18,7 @@ rill_guest::export! {
     "bench::noop" => noop,
     "bench::write" => write,
     "bench::read" => read,
+    "bench::call_loop" => call_loop,
 }
 
 fn noop(_: Value) -> Result<Value, String> {
@@ -66,4 +68,17 @@ fn read(payload: Read) -> Result<Value, String> {
         }
     }
     Ok(json!({ "read": total, "checksum": checksum }))
+}
+
+#[derive(Deserialize)]
+struct CallLoop {
+    count: u32,
+}
+
+/// Function-to-function calls: each one a fresh instance of `bench::noop`.
+fn call_loop(payload: CallLoop) -> Result<Value, String> {
+    for _ in 0..payload.count {
+        rill_guest::trigger("bench::noop", &json!({})).map_err(|e| e.to_string())?;
+    }
+    Ok(json!({ "calls": payload.count }))
 }
