@@ -41,12 +41,16 @@ pub struct HostConfig {
     /// memory, with page faults and cross-core TLB shootdowns).
     pub pool_slots: Option<u32>,
     /// Bytes of each pooled linear memory kept mapped when a call ends (default
-    /// [`DEFAULT_KEEP_RESIDENT_BYTES`]). Within this many bytes, the pages the call wrote
-    /// are reset in place (found with Linux's `PAGEMAP_SCAN` where the kernel has it)
+    /// [`DEFAULT_KEEP_RESIDENT_BYTES`]). Within this many bytes, memory is reset in place
     /// instead of being handed back to the kernel, which would cost the next call a page
-    /// fault per page and every call a TLB shootdown across cores. The price is memory:
-    /// up to this many bytes stay resident per pool slot that has been used. 0 hands
-    /// everything back. Tables keep [`TABLE_KEEP_RESIDENT_BYTES`] the same way.
+    /// fault per page and every call a TLB shootdown across cores. Where Linux has
+    /// `PAGEMAP_SCAN` (6.7+) and the machine has no swap, only the pages the call wrote
+    /// are reset; otherwise the kept bytes are cleared whole after every call, which is
+    /// slower for small calls. The price is memory: up to this many bytes stay resident
+    /// for each linear memory that has been used — a pool slot holds up to 16 (one per
+    /// core instance), and slots stay warm for reuse — so the bound is roughly the
+    /// calls that ran at once × their memories × this. 0 hands everything back. Tables
+    /// keep [`TABLE_KEEP_RESIDENT_BYTES`] the same way.
     pub keep_resident_bytes: usize,
 }
 
