@@ -199,10 +199,12 @@ impl Writer {
 
     /// Finish the stream as failed: the reader drains what is buffered, then gets
     /// [`ChannelError::Aborted`] with `reason` (cut to
-    /// [`MAX_REASON_BYTES`](crate::MAX_REASON_BYTES)). Does nothing on a finished end or
-    /// on a lazy end that was never used.
+    /// [`MAX_REASON_BYTES`](crate::MAX_REASON_BYTES)). Like [`close`](Writer::close), a
+    /// lazy end attaches in order to abort, so a stream that fails before its first
+    /// write still tells its reader why. Does nothing on a finished end, or when the
+    /// writer ref was opened elsewhere.
     pub fn abort(&mut self, reason: impl Into<String>) {
-        if let Some(shared) = self.end.attached() {
+        if let Ok(shared) = self.end.shared(Direction::Write) {
             shared.abort(bounded_reason(reason.into()));
         }
     }

@@ -191,6 +191,33 @@ async fn abort_reaches_the_reader_after_the_buffered_data() {
 }
 
 #[tokio::test]
+async fn aborting_before_the_first_write_reaches_the_reader() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.abort("the input could not be read");
+    let (items, end) = drain(&mut reader).await;
+    assert!(items.is_empty());
+    assert_eq!(end, Err(ChannelError::Aborted("the input could not be read".into())));
+    drop((writer, reader));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn aborting_a_local_end_whose_ref_was_opened_elsewhere_does_nothing() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, writer_ref, .. } = channel(&broker);
+    let mut remote = broker.open_writer(&writer_ref).unwrap();
+    writer.abort("not mine to abort");
+    remote.write(Bytes::from_static(b"ok")).await.unwrap();
+    remote.close().unwrap();
+    let (items, end) = drain(&mut reader).await;
+    assert_eq!(bytes_of(&items), b"ok");
+    assert_eq!(end, Ok(()));
+    drop((writer, reader, remote));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
 async fn dropping_a_used_writer_without_close_is_an_abort_not_an_end() {
     let broker = broker();
     let NewChannel { mut writer, mut reader, .. } = channel(&broker);
