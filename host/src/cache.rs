@@ -23,16 +23,19 @@
 //! as with wasmtime's own cache, so it must be private to the user running rill.
 //!
 //! Files are written to a temporary name and renamed into place, so a reader never sees
-//! a partial entry, and the verified bytes are copied into the engine's own memory
+//! a partial entry (one torn by a crash fails its check), and the verified bytes are copied into the engine's own memory
 //! rather than mapped, so a file changed later cannot affect a loaded component.
 //!
 //! Every cache failure (unreadable directory, full disk, a bad entry) costs only a
 //! compilation and a warning; it never fails a call. The directory holds at most
-//! [`MAX_CACHE_ENTRIES`] entries; the least recently written are removed beyond that.
+//! [`MAX_CACHE_ENTRIES`] entries and [`MAX_CACHE_BYTES`]; the least recently used are
+//! removed beyond that, and so are the leftovers of writes that never finished. It is
+//! created readable by its owner only.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -42,6 +45,17 @@ use wasmtime::component::Component;
 /// components change (a small Rust component compiles to a few hundred KiB, a Python
 /// one to tens of MiB).
 pub const MAX_CACHE_ENTRIES: usize = 256;
+
+/// Most bytes of compiled components kept in a cache directory (1 GiB), whatever their
+/// number.
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// Temporary files are named with this prefix until they are renamed into place.
+const TEMP_PREFIX: &str = ".rill-tmp-";
+
+/// A temporary file, or a compiled file without its check, this old is the leftover of
+/// a write that never finished (a killed process, a full disk) and is removed.
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 
 const COMPILED: &str = "cwasm";
 const CHECKSUM: &str = "check";
@@ -108,47 +122,92 @@ impl ComponentCache {
         // version or configuration. See the module docs for who may write the cache.
         #[allow(unsafe_code, reason = "loading a checked cache entry is the point of the cache")]
         let component = unsafe { Component::deserialize(engine, &compiled) };
-        component.map(Some).map_err(|err| format!("wasmtime refused it: {err}"))
+        let component = component.map_err(|err| format!("wasmtime refused it: {err}"))?;
+        // Mark the entry used, so eviction removes the least recently used first.
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(self.path(key, CHECKSUM))
+            .and_then(|file| file.set_modified(SystemTime::now()));
+        if let Err(err) = touched {
+            tracing::debug!(key, "cannot mark a cache entry used: {err}");
+        }
+        Ok(Some(component))
     }
 
     fn store(&self, key: &str, compiled: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        self.evict()?;
-        // The compiled file first: an entry counts only once its checksum exists.
+        create_private_dir(&self.dir)?;
+        self.evict(compiled.len() as u64);
+        // The compiled file first: an entry counts only once its checksum exists. No
+        // fsync: a file torn by a crash fails its check and is recompiled.
         self.write_atomically(&self.path(key, COMPILED), compiled)?;
         self.write_atomically(&self.path(key, CHECKSUM), check_line(compiled).as_bytes())
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut file = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
         file.write_all(bytes)?;
-        // On disk before it has its name, so a crash cannot leave a named, empty file.
-        file.as_file().sync_all()?;
         file.persist(path).map_err(|err| err.error)?;
         Ok(())
     }
 
-    /// Make room for one more entry: remove the oldest beyond [`MAX_CACHE_ENTRIES`] - 1.
-    fn evict(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&self.dir)?
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == CHECKSUM))
-            .map(|entry| {
-                let written = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
-                (written, entry.path())
-            })
-            .collect();
-        if entries.len() < MAX_CACHE_ENTRIES {
-            return Ok(());
+    /// Make room for an entry of `incoming` bytes: remove the least recently used entries
+    /// beyond [`MAX_CACHE_ENTRIES`] - 1 or [`MAX_CACHE_BYTES`], and the leftovers of writes
+    /// that never finished. Best effort: what cannot be removed is logged and skipped (a
+    /// concurrent host may have removed it first).
+    fn evict(&self, incoming: u64) {
+        let Ok(listing) = std::fs::read_dir(&self.dir) else { return };
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        for entry in listing.flatten() {
+            let (path, Ok(meta)) = (entry.path(), entry.metadata()) else { continue };
+            let touched = meta.modified().unwrap_or(UNIX_EPOCH);
+            let stale = now.duration_since(touched).is_ok_and(|age| age > LEFTOVER_AGE);
+            let name = entry.file_name();
+            let extension = path.extension();
+            if extension.is_some_and(|ext| ext == CHECKSUM) {
+                let size = std::fs::metadata(path.with_extension(COMPILED)).map_or(0, |m| m.len());
+                entries.push((touched, size, path));
+            } else if stale
+                && (name.to_string_lossy().starts_with(TEMP_PREFIX)
+                    || (extension.is_some_and(|ext| ext == COMPILED)
+                        && !path.with_extension(CHECKSUM).exists()))
+            {
+                remove_logged(&path);
+            }
         }
         entries.sort();
-        for (_, checksum) in &entries[..=entries.len() - MAX_CACHE_ENTRIES] {
+        let mut count = entries.len();
+        let mut bytes: u64 = entries.iter().map(|(_, size, _)| size).sum::<u64>() + incoming;
+        for (_, size, checksum) in entries {
+            if count < MAX_CACHE_ENTRIES && bytes <= MAX_CACHE_BYTES {
+                break;
+            }
             // Checksum first, so a half-removed entry is never taken for a sound one.
-            std::fs::remove_file(checksum)?;
-            std::fs::remove_file(checksum.with_extension(COMPILED)).ok();
+            remove_logged(&checksum);
+            remove_logged(&checksum.with_extension(COMPILED));
+            count -= 1;
+            bytes = bytes.saturating_sub(size);
         }
-        Ok(())
     }
+}
+
+/// Remove a cache file; one already gone is fine, any other failure is logged.
+fn remove_logged(path: &Path) {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %path.display(), "cannot remove from the component cache: {err}");
+        }
+        _ => {}
+    }
+}
+
+/// Create the cache directory (and its parents), readable and writable by its owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Feeds what a [`Hash`] implementation writes into a SHA-256.

@@ -48,7 +48,7 @@ pub mod manifest;
 pub mod rust_guest;
 mod stdio;
 
-pub use cache::MAX_CACHE_ENTRIES;
+pub use cache::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 pub use call::MAX_FUNCTION_ID_BYTES;
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;

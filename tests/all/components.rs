@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use rill::{ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_ENTRIES};
+use rill::{ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 use rill_tests::guest;
 use serde_json::json;
 
@@ -62,11 +62,12 @@ async fn compiled_components_are_cached_and_a_corrupt_cache_recompiles() {
     echo(&cached_host(dir.path()), 2).await;
     assert_eq!(std::fs::read(compiled).unwrap().len(), sound.len(), "the entry was rewritten");
 
-    // One flipped bit in the middle of the code.
+    // One flipped bit in the middle of the code: refused by its check, and rewritten.
     let mut flipped = sound.clone();
     flipped[sound.len() / 2] ^= 0x10;
     std::fs::write(compiled, &flipped).unwrap();
     echo(&cached_host(dir.path()), 3).await;
+    assert_ne!(std::fs::read(compiled).unwrap(), flipped, "the corrupt entry was replaced");
 
     // Every file replaced by garbage.
     for file in files_under(dir.path()) {
@@ -189,4 +190,82 @@ async fn a_reused_slot_keeps_nothing_from_the_previous_call() {
     config.keep_resident_bytes = 0;
     assert_fresh_every_time(&rill_tests::host_with(config), 40, 4).await;
     assert_fresh_every_time(&pooled_host(None), 40, 2).await;
+}
+
+fn set_age(path: &std::path::Path, age: std::time::Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_private_and_cleans_up_unfinished_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    // Leftovers of writes that never finished: old ones go, recent ones (perhaps still
+    // being written by another host) stay.
+    for (name, age) in [
+        (".rill-tmp-old", 2 * hour),
+        (".rill-tmp-new", std::time::Duration::ZERO),
+        ("orphan-old.cwasm", 2 * hour),
+        ("orphan-new.cwasm", std::time::Duration::ZERO),
+    ] {
+        std::fs::write(cache.join(name), b"partial").unwrap();
+        set_age(&cache.join(name), age);
+    }
+    echo(&cached_host(&cache), 1).await;
+    assert!(!cache.join(".rill-tmp-old").exists() && !cache.join("orphan-old.cwasm").exists());
+    assert!(cache.join(".rill-tmp-new").exists() && cache.join("orphan-new.cwasm").exists());
+
+    let fresh = dir.path().join("made/by/rill");
+    echo(&cached_host(&fresh), 1).await;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_removes_the_least_recently_used_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    echo(&cached_host(dir.path()), 1).await;
+    let ours = entries(dir.path()).remove(0);
+    // Our entry looks older than every other, then is used: it must outlive them.
+    fake_entries(dir.path(), MAX_CACHE_ENTRIES - 1);
+    set_age(&ours.1, std::time::Duration::from_secs(10 * 3600));
+    echo(&cached_host(dir.path()), 2).await;
+    // A new entry (another engine configuration) needs room.
+    echo(&cached_host_with(dir.path(), Some(u64::MAX / 2)), 3).await;
+    assert_eq!(entries(dir.path()).len(), MAX_CACHE_ENTRIES);
+    assert!(ours.0.exists() && ours.1.exists(), "the entry just used stays");
+    assert!(!dir.path().join(format!("{:064x}.check", 0)).exists(), "the least recently used went");
+}
+
+/// A made-up entry whose compiled file claims `bytes` (a sparse file: no disk used).
+fn big_fake_entry(dir: &std::path::Path, n: usize, bytes: u64) {
+    let compiled = dir.join(format!("{n:064x}.cwasm"));
+    std::fs::File::create(&compiled).unwrap().set_len(bytes).unwrap();
+    std::fs::write(compiled.with_extension("check"), b"0 00000000").unwrap();
+    for path in [compiled.clone(), compiled.with_extension("check")] {
+        set_age(&path, std::time::Duration::from_secs(3600 - n as u64));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_bytes_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    big_fake_entry(dir.path(), 0, MAX_CACHE_BYTES / 2);
+    echo(&cached_host(dir.path()), 1).await;
+    assert_eq!(entries(dir.path()).len(), 2, "under the byte budget: nothing removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_bytes_violated() {
+    let dir = tempfile::tempdir().unwrap();
+    big_fake_entry(dir.path(), 0, MAX_CACHE_BYTES / 2);
+    big_fake_entry(dir.path(), 1, MAX_CACHE_BYTES / 2);
+    echo(&cached_host(dir.path()), 1).await;
+    let left = entries(dir.path());
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!dir.path().join(format!("{:064x}.cwasm", 0)).exists(), "the oldest big entry made room");
+    assert!(dir.path().join(format!("{:064x}.cwasm", 1)).exists(), "one was enough");
 }
