@@ -164,6 +164,40 @@ fn reader_from_and_writer_to_round_trip_through_a_transformer() {
 }
 
 #[test]
+fn a_pipe_is_streamed_as_it_arrives() {
+    // A named pipe is not a regular file: what is written to it must reach the function
+    // (and come back out) before the pipe ends, not once 64 KiB have gathered.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child = rill()
+        .arg("transform::uppercase")
+        .arg("--reader-from")
+        .arg(format!("input={}", fifo.display()))
+        .arg("--writer-to")
+        .arg("output=-")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = [0u8; 4];
+        let read = std::io::Read::read_exact(&mut stdout, &mut first).map(|()| first);
+        sender.send(read.map_err(|e| e.to_string())).unwrap();
+    });
+    let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    pipe.write_all(b"abc\n").unwrap();
+    pipe.flush().unwrap();
+    let first = received.recv_timeout(std::time::Duration::from_secs(30));
+    drop(pipe);
+    let status = child.wait().unwrap();
+    assert_eq!(first.unwrap().unwrap(), *b"ABC\n", "the first line came back while the pipe was open");
+    assert!(status.success());
+}
+
+#[test]
 fn stdin_and_stdout_stand_in_for_files_and_text_goes_to_stderr() {
     let mut child = rill()
         .arg("words::count")

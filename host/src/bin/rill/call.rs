@@ -255,22 +255,29 @@ fn set_field(payload: &mut Value, path: &str, value: Value) -> Result<(), Failur
 
 /// Where a `--reader-from` stream comes from.
 pub(crate) enum Input {
-    /// Standard input, read asynchronously: it may never end, and a thread blocked
-    /// reading it could not be stopped.
-    Stdin(tokio::io::Stdin),
-    /// A file, read on a blocking thread straight into the chunks handed to the channel.
+    /// Standard input, a pipe, a device: read asynchronously, each read passed on as it
+    /// arrives (a thread blocked reading it could not be stopped).
+    Stream(Box<dyn AsyncRead + Send + Unpin>),
+    /// A regular file, read on a blocking thread straight into the chunks handed to the
+    /// channel.
     File(std::fs::File),
 }
 type Output = Box<dyn AsyncWrite + Send + Unpin>;
 
 async fn open_input(path: &str) -> Result<Input, Failure> {
     if path == "-" {
-        return Ok(Input::Stdin(tokio::io::stdin()));
+        return Ok(Input::Stream(Box::new(tokio::io::stdin())));
     }
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open {path} for reading"))
-        .map_err(|e| fail(EXIT_INPUT, e))?;
-    Ok(Input::File(file))
+    let opened = async {
+        let file = tokio::fs::File::open(path).await?;
+        let regular = file.metadata().await?.is_file();
+        Ok::<_, std::io::Error>(if regular {
+            Input::File(file.into_std().await)
+        } else {
+            Input::Stream(Box::new(file))
+        })
+    };
+    opened.await.with_context(|| format!("cannot open {path} for reading")).map_err(|e| fail(EXIT_INPUT, e))
 }
 
 async fn open_output(path: &str) -> Result<Output, Failure> {
@@ -288,7 +295,7 @@ async fn open_output(path: &str) -> Result<Output, Failure> {
 /// failure, never a truncated clean end.
 pub(crate) async fn feed(input: Input, writer: Writer) -> anyhow::Result<()> {
     match input {
-        Input::Stdin(stdin) => feed_async(stdin, writer).await,
+        Input::Stream(stream) => feed_async(stream, writer).await,
         Input::File(file) => {
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || feed_file(&runtime, file, writer))
