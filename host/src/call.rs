@@ -288,9 +288,6 @@ impl PreparedCall {
         let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
         let state = Invocation { wasi, table, host: Arc::clone(&host), scope, limiter, parked: Vec::new() };
         let mut store = Store::new(&host.engine, state);
-        // Dropped before the store: if this future is dropped mid-call, the call's
-        // writers abort saying so.
-        let cancelled = CancelGuard(Some(failure.clone()));
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
         // Every epoch tick, a guest running wasm code yields its thread (so one spinning
@@ -315,6 +312,9 @@ impl PreparedCall {
             configured.map_err(|e| unavailable(format!("cannot meter fuel: {e}")))?;
         }
 
+        // Dropped before the store: if this future is dropped mid-call (or the host
+        // panics), the call's writers abort saying so.
+        let cancelled = CancelGuard(Some(failure.clone()));
         let outcome = tokio::time::timeout_at(deadline, async {
             let instance = pre.instantiate_async(&mut store).await.map_err(|e| (Stage::Instantiate, e))?;
             instance.call_handle(&mut store, &function_id, &payload).await.map_err(|e| (Stage::Call, e))
@@ -366,10 +366,13 @@ impl CancelGuard {
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Some(failure) = self.0.take() {
-            failure.set(CANCELLED);
+            failure.set(if std::thread::panicking() { HOST_PANICKED } else { CANCELLED });
         }
     }
 }
+
+/// Why the writers of a call abort when the host panicked while running it.
+const HOST_PANICKED: &str = "the host failed while running the call (a bug in the host)";
 
 /// Where a call failed.
 #[derive(Clone, Copy)]

@@ -377,7 +377,7 @@ async fn spinning_guests_share_threads_and_stop_at_their_deadlines() {
         "a spinning guest stalled another call for {echo_took:?}"
     );
     assert!(all_took < deadline + Duration::from_millis(1500), "deadlines held: {all_took:?}");
-    assert!(slept < Duration::from_millis(300), "spinning guests starved a 100 ms timer: {slept:?}");
+    assert!(slept < Duration::from_millis(350), "spinning guests starved a 100 ms timer: {slept:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,3 +202,24 @@ impl wit::HostReader for Invocation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The direct `write` must shadow the generated import; under another name it would
+    /// be defined beside it, unused, and nothing would fail. So check the name against
+    /// the WIT package it lives in.
+    #[test]
+    fn the_shadowed_interface_is_the_wit_one() {
+        let wit = include_str!("../../../wit/channels.wit");
+        let package = wit
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("package ")?.strip_suffix(';'))
+            .unwrap_or_else(|| panic!("no package line in wit/channels.wit"));
+        let (name, version) = package.split_once('@').unwrap_or((package, ""));
+        let interface = wit
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("interface ")?.strip_suffix(" {"))
+            .unwrap_or_else(|| panic!("no interface in wit/channels.wit"));
+        assert_eq!(super::INTERFACE, format!("{name}/{interface}@{version}"));
+    }
+}
