@@ -176,21 +176,27 @@ async fn a_writer_that_times_out_aborts_its_stream() {
         .unwrap_err();
     assert_eq!(err.kind(), "timed-out", "{err}");
     // The reader still gets every byte that was buffered, then the reason.
-    let mut reader = channel.reader;
+    let reason = buffered_bytes_then_abort(channel.reader).await;
+    assert!(reason.contains("test::write") && reason.contains("did not finish"), "{reason}");
+    assert_no_leaks(&host).await;
+}
+
+/// Read a stream whose writer was stopped while the buffer (the smallest there is) was
+/// full: some bytes, no more than the buffer, then an abort — never a clean end. Returns
+/// the abort's reason.
+async fn buffered_bytes_then_abort(mut reader: rill::Reader) -> String {
     let mut bytes = 0;
     let outcome = loop {
         match reader.next().await {
             Ok(Some(Item::Bytes(b))) => bytes += b.len(),
             Ok(Some(Item::Text(t))) => panic!("unexpected text {t}"),
-            Ok(None) => panic!("a timed-out writer must not look like a clean end"),
+            Ok(None) => panic!("a stopped writer must not look like a clean end"),
             Err(err) => break err,
         }
     };
     assert!(bytes > 0 && bytes <= rill::broker::MIN_BUFFER_BYTES, "{bytes}");
     let rill::ChannelError::Aborted(reason) = outcome else { panic!("{outcome:?}") };
-    assert!(reason.contains("test::write") && reason.contains("did not finish"), "{reason}");
-    drop(reader);
-    assert_no_leaks(&host).await;
+    reason
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,20 +218,8 @@ async fn a_cancelled_call_aborts_its_stream() {
         }
         () = full => {}
     }
-    let mut reader = channel.reader;
-    let mut bytes = 0;
-    let outcome = loop {
-        match reader.next().await {
-            Ok(Some(Item::Bytes(b))) => bytes += b.len(),
-            Ok(Some(Item::Text(t))) => panic!("unexpected text {t}"),
-            Ok(None) => panic!("a cancelled writer must not look like a clean end"),
-            Err(err) => break err,
-        }
-    };
-    assert!(bytes > 0 && bytes <= rill::broker::MIN_BUFFER_BYTES, "{bytes}");
-    let rill::ChannelError::Aborted(reason) = outcome else { panic!("{outcome:?}") };
+    let reason = buffered_bytes_then_abort(channel.reader).await;
     assert!(reason.contains("cancelled"), "{reason}");
-    drop(reader);
     assert_no_leaks(&host).await;
 }
 
