@@ -3,8 +3,10 @@
 //!
 //! Every call — from the embedding API, the CLI, or a guest's `trigger`/`spawn` — goes
 //! through [`HostInner::prepare`] (checks that need no guest: the id, the payload, the
-//! call depth) and then [`PreparedCall::start`], which runs the call on its own tokio
-//! task in its own [`Store`]. A trap poisons a store, so stores are never reused.
+//! call depth) and then runs in its own [`Store`]: in the awaiting task
+//! ([`PreparedCall::call`], for `trigger`) or on a task of its own
+//! ([`PreparedCall::start`], for `spawn` and `trigger-void`). A trap poisons a store, so
+//! stores are never reused.
 //!
 //! # Deadlines
 //!
@@ -352,7 +354,7 @@ impl PreparedCall {
 }
 
 /// Why the writers of a call whose future was dropped before it finished abort.
-pub(crate) const CANCELLED: &str = "the call was cancelled: its caller stopped waiting for it";
+const CANCELLED: &str = "the call was cancelled: its caller stopped waiting for it";
 
 /// Records [`CANCELLED`] as a call's failure unless disarmed when the call finishes.
 struct CancelGuard(Option<FailureCause>);

@@ -30,7 +30,7 @@
 //! store, so nothing is ever reused after a failure, and resources left in a store are
 //! released when it is dropped.
 
-// The one `unsafe` is loading compiled code from the cache (see `cache.rs`).
+// The only `unsafe` is loading compiled code, in `cache.rs` (see its docs).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
