@@ -89,11 +89,20 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 /// Reset the process's peak RSS (`VmHWM`) to its current RSS, which is returned (KiB), so
-/// that a later `VmHWM` is the peak of what ran in between.
-fn reset_peak_rss() -> anyhow::Result<u64> {
-    std::fs::write("/proc/self/clear_refs", "5")
-        .context("cannot reset the peak RSS (/proc/self/clear_refs)")?;
-    Ok(rss_kib("VmRSS:"))
+/// that a later `VmHWM` is the peak of what ran in between. Where the peak cannot be
+/// reset, returns the peak so far: growth beyond it is still measured, but a stream that
+/// stays under an earlier peak then counts as adding nothing.
+fn reset_peak_rss() -> u64 {
+    match std::fs::write("/proc/self/clear_refs", "5") {
+        Ok(()) => rss_kib("VmRSS:"),
+        Err(err) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!("warning: cannot reset the peak RSS ({err}); peak RSS figures may read low");
+            });
+            rss_kib("VmHWM:")
+        }
+    }
 }
 
 /// DRAM bandwidth: the median of five copies between two buffers far larger than cache.
@@ -311,7 +320,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         let mut peak_added_mib = 0.0f64;
         for _ in 0..STREAM_RUNS {
             host_runs.push(host_two_copies_gbps(&host, stream_total, *chunk).await?);
-            let resident_before = reset_peak_rss()?;
+            let resident_before = reset_peak_rss();
             guest_runs.push(guest_to_guest_gbps(&host, stream_total, *chunk).await?);
             let added = rss_kib("VmHWM:").saturating_sub(resident_before) as f64 / 1024.0;
             peak_added_mib = peak_added_mib.max(added);
