@@ -158,10 +158,10 @@ impl Writer {
     }
 
     /// Wait until a chunk fits in the buffer, and say how many bytes fit in one chunk
-    /// now (at least 1, at most [`MAX_CHUNK_BYTES`]). Only this
-    /// writer adds to the buffer, so a following [`Writer::write`] of at most that many
-    /// bytes is buffered whole, at once. This lets a caller copy bytes from its own
-    /// memory straight into chunks of the right size, with no intermediate buffer.
+    /// now (at least 1, at most [`MAX_CHUNK_BYTES`]). Only this writer adds to the
+    /// buffer, so a following [`Writer::write`] of at most that many bytes is buffered
+    /// whole, at once. This lets a caller copy bytes from its own memory straight into
+    /// chunks of the right size, with no intermediate buffer.
     ///
     /// # Errors
     ///
