@@ -1,4 +1,5 @@
-//! Loading components: the on-disk cache of compiled components.
+//! Loading components and running them: the on-disk cache of compiled components, and
+//! the instance pool (slots, reuse without residue, on-demand fallback).
 
 use std::path::PathBuf;
 
