@@ -37,7 +37,7 @@ const CHUNKS: [(&str, usize); 3] = [("4k", 4 << 10), ("64k", 64 << 10), ("1m", 1
 /// the report gives the median and every run.
 const STREAM_RUNS: usize = 5;
 
-/// The median of `runs`.
+/// The median of `runs` (stream speeds, cold-start times).
 fn median_f64(runs: &[f64]) -> f64 {
     let mut sorted = runs.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -247,8 +247,8 @@ async fn trigger_parallel_rate(host: &Host, calls: usize) -> anyhow::Result<f64>
 
 /// Cold starts of a component: compiled into an empty cache, and loaded from that cache,
 /// each in a new host (the host itself is built before the clock starts). The median of
-/// [`COLD_STARTS`] runs of each.
-async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Duration)> {
+/// [`COLD_STARTS`] runs of each, in milliseconds.
+async fn cold_start(component: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let dir = tempdir()?;
     let host = |cache: PathBuf| {
         let mut config = HostConfig::default();
@@ -261,7 +261,7 @@ async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Du
     let time_prepare = |host: Host| async move {
         let start = Instant::now();
         host.prepare("bench::noop").await?;
-        anyhow::Ok(start.elapsed())
+        anyhow::Ok(start.elapsed().as_secs_f64() * 1e3)
     };
     let mut compiled = Vec::new();
     for run in 0..COLD_STARTS {
@@ -272,16 +272,11 @@ async fn cold_start(component: &std::path::Path) -> anyhow::Result<(Duration, Du
         loaded.push(time_prepare(host(dir.join("empty-0"))?).await?);
     }
     std::fs::remove_dir_all(&dir).ok();
-    Ok((median(compiled), median(loaded)))
+    Ok((median_f64(&compiled), median_f64(&loaded)))
 }
 
 /// Cold starts measured of each kind.
 const COLD_STARTS: usize = 5;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
-}
 
 async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let scale: u64 = if args.quick { 8 } else { 1 };
@@ -414,8 +409,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     });
     report.insert("trigger_function_to_function_per_sec".into(), json!(guest_calls));
 
-    let (compiled, loaded) = cold_start(&component).await?;
-    let (compiled_ms, loaded_ms) = (compiled.as_secs_f64() * 1e3, loaded.as_secs_f64() * 1e3);
+    let (compiled_ms, loaded_ms) = cold_start(&component).await?;
     rows.push(Row {
         name: "cold start, compiling".into(),
         value: compiled_ms,
