@@ -318,10 +318,7 @@ async fn feed_async(mut input: impl AsyncRead + Unpin, mut writer: Writer) -> an
                 .await
                 .context("the function stopped reading")?,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                writer.abort(format!("reading the input failed: {err}"));
-                return Err(anyhow!(err).context("reading the input"));
-            }
+            Err(err) => return Err(input_failed(&mut writer, err)),
         }
     }
     finish_feed(writer)
@@ -342,13 +339,17 @@ fn feed_file(
         match (&mut file).take(room as u64).read_to_end(&mut chunk) {
             Ok(0) => break,
             Ok(_) => runtime.block_on(writer.write(chunk)).context("the function stopped reading")?,
-            Err(err) => {
-                writer.abort(format!("reading the input failed: {err}"));
-                return Err(anyhow!(err).context("reading the input"));
-            }
+            Err(err) => return Err(input_failed(&mut writer, err)),
         }
     }
     finish_feed(writer)
+}
+
+/// Reading the input failed: abort the stream with why, so the function sees a failure
+/// rather than a truncated clean end.
+fn input_failed(writer: &mut Writer, err: std::io::Error) -> anyhow::Error {
+    writer.abort(format!("reading the input failed: {err}"));
+    anyhow!(err).context("reading the input")
 }
 
 fn finish_feed(mut writer: Writer) -> anyhow::Result<()> {
