@@ -479,6 +479,28 @@ impl Shared {
     }
 }
 
+impl Shared {
+    pub(crate) fn reader_status(&self) -> crate::ends::ReaderStatus {
+        use crate::ends::ReaderStatus;
+        match self.lock().reader {
+            ReaderState::Unattached => ReaderStatus::Unattached,
+            ReaderState::Attached => ReaderStatus::Reading,
+            ReaderState::Done(_) => ReaderStatus::Finished,
+            ReaderState::Dropped => ReaderStatus::Dropped,
+        }
+    }
+
+    pub(crate) fn writer_status(&self) -> crate::ends::WriterStatus {
+        use crate::ends::WriterStatus;
+        match self.lock().writer {
+            WriterState::Unattached => WriterStatus::Unattached,
+            WriterState::Attached => WriterStatus::Writing,
+            WriterState::Closed => WriterStatus::Closed,
+            WriterState::Aborted(_) => WriterStatus::Aborted,
+        }
+    }
+}
+
 impl State {
     fn has_unattached_end(&self) -> bool {
         self.writer == WriterState::Unattached || self.reader == ReaderState::Unattached

@@ -83,6 +83,34 @@ impl FailureCause {
     }
 }
 
+/// What a writer can tell of its reader (see [`Writer::reader_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReaderStatus {
+    /// Nobody has attached the reading end yet.
+    Unattached,
+    /// The reader is attached and has not yet met the end of the stream.
+    Reading,
+    /// The reader read everything up to the end (a clean end or the abort).
+    Finished,
+    /// The reader was dropped before the end; what it had not read was discarded.
+    Dropped,
+}
+
+/// What a reader can tell of its writer (see [`Reader::writer_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriterStatus {
+    /// Nobody has attached the writing end yet.
+    Unattached,
+    /// The writer is attached and has neither closed nor aborted.
+    Writing,
+    /// The writer closed the stream cleanly.
+    Closed,
+    /// The writer aborted (explicitly, by being dropped unclosed, or by failing).
+    Aborted,
+}
+
 /// One end, attached or still lazy. A lazy end holds the channel it came with; it
 /// attaches (exactly as opening its ref would: once, and not after expiry) on first use.
 enum End {
@@ -106,6 +134,13 @@ impl End {
         match self {
             End::Attached(shared) => Some(shared),
             End::Lazy(_) => None,
+        }
+    }
+
+    /// The channel, attached or not.
+    fn channel(&self) -> &Arc<Shared> {
+        match self {
+            End::Attached(shared) | End::Lazy(shared) => shared,
         }
     }
 }
@@ -213,6 +248,13 @@ impl Writer {
     pub fn is_open(&self) -> bool {
         self.end.attached().is_some_and(|s| s.lock().writer == WriterState::Attached)
     }
+
+    /// What the reader has done so far. A caller that handed the reader ref away learns
+    /// from this whether anyone opened it and read the stream to its end, for example
+    /// after the function it was handed to has returned.
+    pub fn reader_status(&self) -> ReaderStatus {
+        self.end.channel().reader_status()
+    }
 }
 
 impl Drop for Writer {
@@ -315,6 +357,12 @@ impl Reader {
         }
         let shared = self.end.shared(Direction::Read)?;
         shared.poll_next(cx, max_bytes)
+    }
+
+    /// What the writer has done so far. A caller that handed the writer ref away learns
+    /// from this whether anyone opened it, and whether the stream has ended.
+    pub fn writer_status(&self) -> WriterStatus {
+        self.end.channel().writer_status()
     }
 
     /// Text messages the [`AsyncRead`] impl set aside, oldest first.

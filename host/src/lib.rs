@@ -61,6 +61,6 @@ pub use host::{
 pub use limits::Limits;
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
-    NewChannel, Reader, Writer,
+    NewChannel, Reader, ReaderStatus, Writer, WriterStatus,
 };
 pub use stdio::{MAX_LOG_LINE_BYTES, inert};
