@@ -121,21 +121,41 @@ impl Drop for GuestLog {
     }
 }
 
-/// `text` with every control character (including escape sequences and newlines) shown as
-/// a `\u{…}` escape, so untrusted text cannot forge log lines or drive a terminal.
+/// `text` with every character that could change how a log line reads shown as a
+/// `\u{…}` escape, so untrusted text can neither forge log lines nor drive a terminal nor
+/// reorder what an operator reads:
+///
+/// - control characters (Unicode category Cc: escape sequences, newlines, carriage
+///   returns);
+/// - format characters (category Cf): the bidirectional overrides and isolates
+///   (U+202A–U+202E, U+2066–U+2069) that make a terminal display text in another order
+///   than it was written, the directional marks, zero-width joiners and spaces, and the
+///   like;
+/// - the line and paragraph separators U+2028 and U+2029 (categories Zl, Zp), which some
+///   viewers break lines at.
 pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether [`inert`] escapes `c`.
+fn needs_escape(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+        )
 }
 
 impl IsTerminal for GuestLog {
@@ -241,5 +261,33 @@ mod tests {
     fn control_characters_are_made_inert() {
         assert_eq!(inert("plain {\"json\": 1}"), "plain {\"json\": 1}");
         assert_eq!(inert("a\nb\x1b[31m"), "a\\u{a}b\\u{1b}[31m");
+    }
+
+    #[test]
+    fn bidirectional_and_format_characters_are_made_inert() {
+        // "Trojan Source": an override makes `nimda` display as `admin`.
+        assert_eq!(inert("user=\u{202e}nimda\u{202c} ok"), "user=\\u{202e}nimda\\u{202c} ok");
+        for c in ['\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}'] {
+            assert_eq!(inert(&c.to_string()), c.escape_unicode().to_string(), "embedding/override {c:?}");
+        }
+        for c in ['\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'] {
+            assert_eq!(inert(&c.to_string()), c.escape_unicode().to_string(), "isolate {c:?}");
+        }
+        // Marks, zero-width characters, the byte-order mark, tag characters, separators.
+        for c in [
+            '\u{200e}',
+            '\u{200f}',
+            '\u{061c}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{e0041}',
+            '\u{2028}',
+            '\u{2029}',
+        ] {
+            assert_eq!(inert(&c.to_string()), c.escape_unicode().to_string(), "{c:?}");
+        }
+        // Ordinary non-ASCII text is left alone.
+        assert_eq!(inert("héllo ünïcode — 日本語 עברית 🙂"), "héllo ünïcode — 日本語 עברית 🙂");
     }
 }
