@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::budget::{Budget, try_add};
+use crate::budget::Budget;
 use crate::channel::{Counters, Shared};
+use crate::config::bounded_reason;
 use crate::{BrokerConfig, ChannelError, ChannelOptions, ChannelRef, Direction, Reader, Writer};
 
 /// The channel broker: creates channels, resolves refs to ends, and frees channels.
@@ -37,7 +38,8 @@ pub struct BrokerStats {
     /// Bytes charged against channel buffers across the broker, including each item's
     /// bookkeeping ([`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES)).
     pub buffered_bytes: usize,
-    /// Buffer bytes reserved by the live channels (the sum of their buffer sizes).
+    /// Buffer bytes reserved by the live channels whose writer attached (the sum of their
+    /// buffer sizes): a channel reserves its buffer when its writer attaches.
     pub reserved_bytes: usize,
 }
 
@@ -46,6 +48,7 @@ pub struct BrokerStats {
 /// The local ends attach lazily, on their first operation, so handing a ref away and
 /// dropping the unused local end leaves that end free for whoever opens the ref.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct NewChannel {
     /// The local writing end.
     pub writer: Writer,
@@ -55,6 +58,43 @@ pub struct NewChannel {
     pub writer_ref: ChannelRef,
     /// The ref that opens the reading end.
     pub reader_ref: ChannelRef,
+    /// The creator's hold on the channel, for finishing the ends nobody attached if the
+    /// creator fails (see [`ChannelOwner::fail_unattached`]).
+    pub owner: ChannelOwner,
+}
+
+/// The creator's hold on a channel: a weak reference that keeps nothing alive, through
+/// which a host that runs the creating function finishes the ends nobody attached when
+/// that function fails.
+#[derive(Debug, Clone)]
+pub struct ChannelOwner(Weak<Shared>);
+
+impl ChannelOwner {
+    /// The creator failed with `reason`: finish every end of the channel that nobody has
+    /// attached, so that whoever holds the other end learns at once instead of waiting
+    /// for the attach deadline.
+    ///
+    /// - An unattached writer end aborts: the reader (once attached) gets
+    ///   [`ChannelError::Aborted`] with `reason`; the writer ref then fails with
+    ///   [`ChannelError::AlreadyAttached`].
+    /// - An unattached reader end counts as dropped: the writer's next operation fails
+    ///   with [`ChannelError::Closed`].
+    /// - A channel neither of whose ends was attached is freed at once (its refs answer
+    ///   [`ChannelError::NotFound`]), so a failed call's unused channels cost nothing
+    ///   after it.
+    ///
+    /// Ends already attached, and channels already freed, are left as they are.
+    pub fn fail_unattached(&self, reason: &str) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.fail_unattached(&bounded_reason(reason.to_owned()));
+        }
+    }
+
+    /// Whether the channel still exists (registered, or held by one of its ends). A hold
+    /// on a channel that is gone can be forgotten.
+    pub fn is_live(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 impl fmt::Debug for Broker {
@@ -97,22 +137,27 @@ impl Broker {
 
     /// Create a channel.
     ///
+    /// The channel's buffer is reserved against [`BrokerConfig::max_reserved_bytes`] when
+    /// its writer attaches (only a writer can fill it), so a channel created and never
+    /// used costs its bookkeeping alone.
+    ///
     /// # Errors
     ///
     /// - [`ChannelError::InvalidArgument`] when the requested buffer size is out of range.
     /// - [`ChannelError::LimitExceeded`] when the broker already holds
-    ///   [`BrokerConfig::max_channels`] channels, or their buffers would add up to more than
-    ///   [`BrokerConfig::max_reserved_bytes`].
+    ///   [`BrokerConfig::max_channels`] channels.
     pub fn create(&self, options: &ChannelOptions) -> Result<NewChannel, ChannelError> {
         self.create_within(options, None)
     }
 
     /// Create a channel charged to `budget` (see [`Budget`]): it counts as one of the
-    /// budget's channels and reserves its buffer size there until it is freed.
+    /// budget's channels until it is freed, and from the moment its writer attaches it
+    /// reserves its buffer size there too.
     ///
     /// # Errors
     ///
-    /// As [`Broker::create`], plus [`ChannelError::LimitExceeded`] when the budget is spent.
+    /// As [`Broker::create`], plus [`ChannelError::LimitExceeded`] when the budget's
+    /// channels are spent. (When its buffer bytes are spent, attaching the writer fails.)
     pub fn create_within(
         &self,
         options: &ChannelOptions,
@@ -121,23 +166,8 @@ impl Broker {
         let capacity = options.resolve_buffer(&self.inner.config)?;
         let config = &self.inner.config;
         let counters = &self.inner.counters;
-        if !try_add(&counters.reserved_bytes, capacity, config.max_reserved_bytes) {
-            return Err(ChannelError::LimitExceeded {
-                limit: "channel buffer bytes in this host",
-                max: config.max_reserved_bytes as u64,
-            });
-        }
-        let refund = |with_budget: bool| {
-            counters.reserved_bytes.fetch_sub(capacity, Ordering::Relaxed);
-            if let (true, Some(budget)) = (with_budget, budget) {
-                budget.release(capacity);
-            }
-        };
-        if let Some(budget) = budget
-            && let Err(err) = budget.charge(capacity)
-        {
-            refund(false);
-            return Err(err);
+        if let Some(budget) = budget {
+            budget.charge_channel()?;
         }
         let shared = Arc::new(Shared::new(
             capacity,
@@ -150,7 +180,9 @@ impl Broker {
             let mut channels = self.inner.lock();
             if channels.len() >= config.max_channels {
                 drop(channels);
-                refund(true);
+                if let Some(budget) = budget {
+                    budget.release(0);
+                }
                 return Err(ChannelError::LimitExceeded {
                     limit: "live channels in this host",
                     max: config.max_channels as u64,
@@ -170,6 +202,7 @@ impl Broker {
         let reader_ref = make_ref(Direction::Read);
         Ok(NewChannel {
             writer: Writer::lazy(Arc::clone(&shared)),
+            owner: ChannelOwner(Arc::downgrade(&shared)),
             reader: Reader::lazy(shared),
             writer_ref,
             reader_ref,
@@ -229,6 +262,10 @@ impl Broker {
 }
 
 impl BrokerInner {
+    pub(crate) fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Shared>>> {
         // The map is only touched by insert/remove/get/clone, none of which can leave it
         // inconsistent if a panic happened elsewhere while the lock was held.
@@ -240,10 +277,7 @@ impl BrokerInner {
     pub(crate) fn unregister(&self, id: Uuid) {
         let removed = self.lock().remove(&id);
         if let Some(shared) = removed {
-            self.counters.reserved_bytes.fetch_sub(shared.capacity, Ordering::Relaxed);
-            if let Some(budget) = &shared.budget {
-                budget.release(shared.capacity);
-            }
+            shared.release_reservation();
         }
     }
 

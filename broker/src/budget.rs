@@ -1,11 +1,13 @@
 //! Budgets: what a group of channels (for example everything one call tree creates) may
 //! hold at once.
 //!
-//! A budget counts live channels and **reserves** buffer bytes: creating a channel
-//! reserves its whole buffer size, and freeing the channel gives it back. A channel never
-//! buffers more than its buffer size, so the bytes a group can make the host hold are
-//! bounded by its reservation, without waiting or bookkeeping on the write path. The
-//! broker keeps one host-wide reservation the same way
+//! A budget counts live channels and **reserves** buffer bytes: creating a channel counts
+//! it, attaching its writer reserves its whole buffer size (only a writer can fill the
+//! buffer), and freeing the channel gives both back. A channel never buffers more than
+//! its buffer size, so the bytes a group can make the host hold are bounded by its
+//! reservation, without waiting or bookkeeping on the write path; and a channel created
+//! and abandoned unused costs one channel of the count, no bytes. The broker keeps one
+//! host-wide reservation the same way
 //! ([`BrokerConfig::max_reserved_bytes`](crate::BrokerConfig::max_reserved_bytes)).
 
 use std::sync::Arc;
@@ -52,16 +54,20 @@ impl Budget {
         self.inner.bytes.load(Ordering::Relaxed)
     }
 
-    /// Charge one channel of `bytes` buffer, or fail without charging anything.
-    pub(crate) fn charge(&self, bytes: usize) -> Result<(), ChannelError> {
+    /// Count one more channel, or fail counting nothing.
+    pub(crate) fn charge_channel(&self) -> Result<(), ChannelError> {
         if !try_add(&self.inner.channels, 1, self.inner.max_channels) {
             return Err(ChannelError::LimitExceeded {
                 limit: "live channels per call tree",
                 max: self.inner.max_channels as u64,
             });
         }
+        Ok(())
+    }
+
+    /// Reserve `bytes` of buffer for a counted channel, or fail reserving nothing.
+    pub(crate) fn reserve_bytes(&self, bytes: usize) -> Result<(), ChannelError> {
         if !try_add(&self.inner.bytes, bytes, self.inner.max_bytes) {
-            self.inner.channels.fetch_sub(1, Ordering::Relaxed);
             return Err(ChannelError::LimitExceeded {
                 limit: "channel buffer bytes per call tree",
                 max: self.inner.max_bytes as u64,
@@ -70,7 +76,7 @@ impl Budget {
         Ok(())
     }
 
-    /// Give back what [`Budget::charge`] took.
+    /// Give back one channel and the `bytes` it reserved.
     pub(crate) fn release(&self, bytes: usize) {
         self.inner.channels.fetch_sub(1, Ordering::Relaxed);
         self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -93,8 +99,10 @@ mod tests {
     #[test]
     fn charges_within_limits_and_releases() {
         let budget = Budget::new(2, 100);
-        budget.charge(60).unwrap();
-        budget.charge(40).unwrap();
+        budget.charge_channel().unwrap();
+        budget.reserve_bytes(60).unwrap();
+        budget.charge_channel().unwrap();
+        budget.reserve_bytes(40).unwrap();
         assert_eq!((budget.channels(), budget.reserved_bytes()), (2, 100));
         budget.release(60);
         assert_eq!((budget.channels(), budget.reserved_bytes()), (1, 40));
@@ -103,15 +111,17 @@ mod tests {
     #[test]
     fn refuses_past_either_limit_without_charging() {
         let budget = Budget::new(2, 100);
-        budget.charge(90).unwrap();
-        let err = budget.charge(11).unwrap_err();
+        budget.charge_channel().unwrap();
+        budget.reserve_bytes(90).unwrap();
+        budget.charge_channel().unwrap();
+        let err = budget.reserve_bytes(11).unwrap_err();
         assert_eq!(
             err,
             ChannelError::LimitExceeded { limit: "channel buffer bytes per call tree", max: 100 }
         );
-        assert_eq!((budget.channels(), budget.reserved_bytes()), (1, 90), "a refusal charges nothing");
-        budget.charge(10).unwrap();
-        let err = budget.charge(0).unwrap_err();
+        assert_eq!((budget.channels(), budget.reserved_bytes()), (2, 90), "a refusal reserves nothing");
+        budget.reserve_bytes(10).unwrap();
+        let err = budget.charge_channel().unwrap_err();
         assert_eq!(err, ChannelError::LimitExceeded { limit: "live channels per call tree", max: 2 });
         assert_eq!((budget.channels(), budget.reserved_bytes()), (2, 100));
     }

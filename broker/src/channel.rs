@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 use crate::broker::BrokerInner;
 use crate::budget::Budget;
+use crate::budget::try_add;
 use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES};
+use crate::ends::FailureCause;
 use crate::refs::AccessKey;
 use crate::{ChannelError, Direction};
 
@@ -53,8 +55,41 @@ pub(crate) enum WriterState {
     Unattached,
     Attached,
     Closed,
-    Aborted(String),
+    Aborted(AbortReason),
 }
+
+/// Why a writer aborted.
+#[derive(Debug, Clone)]
+pub(crate) enum AbortReason {
+    /// The reason the writer gave.
+    Given(String),
+    /// The writer was dropped without closing. The stream is aborted at once, but the
+    /// reason is read from the writer's [`FailureCause`] only when the reader reaches the
+    /// abort: a function that drops its writers on the way to returning an error has
+    /// usually recorded that error by the time its reader gets there.
+    Dropped(FailureCause),
+}
+
+/// What a dropped, unclosed writer reports when nobody said why.
+pub(crate) const DROPPED_WITHOUT_CLOSE: &str = "writer dropped without close";
+
+impl AbortReason {
+    fn resolve(&self) -> String {
+        match self {
+            AbortReason::Given(reason) => reason.clone(),
+            AbortReason::Dropped(cause) => cause.get().unwrap_or(DROPPED_WITHOUT_CLOSE).to_owned(),
+        }
+    }
+}
+
+impl PartialEq for AbortReason {
+    /// Any two abort reasons are the same state: only the writer's lifecycle is compared.
+    fn eq(&self, _other: &AbortReason) -> bool {
+        true
+    }
+}
+
+impl Eq for AbortReason {}
 
 /// The reader end's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +112,9 @@ pub(crate) struct State {
     expired: bool,
     /// Unregistered (or about to be) from the broker: the refs no longer resolve.
     pub(crate) removed: bool,
+    /// The buffer is reserved (against the broker and the budget): done when the writer
+    /// attaches, since only a writer can fill it.
+    pub(crate) reserved: bool,
     writer_waker: Option<Waker>,
     reader_waker: Option<Waker>,
 }
@@ -141,6 +179,7 @@ impl Shared {
                 reader: ReaderState::Unattached,
                 expired: false,
                 removed: false,
+                reserved: false,
                 writer_waker: None,
                 reader_waker: None,
             }),
@@ -189,7 +228,10 @@ impl Shared {
         }
         match direction {
             Direction::Write => match state.writer {
-                WriterState::Unattached => state.writer = WriterState::Attached,
+                WriterState::Unattached => {
+                    self.reserve(&mut state)?;
+                    state.writer = WriterState::Attached;
+                }
                 _ => return Err(ChannelError::AlreadyAttached),
             },
             Direction::Read => match state.reader {
@@ -198,6 +240,68 @@ impl Shared {
             },
         }
         Ok(())
+    }
+
+    /// Reserve the buffer against the broker's total and the budget, or fail reserving
+    /// nothing.
+    fn reserve(&self, state: &mut State) -> Result<(), ChannelError> {
+        if state.reserved {
+            return Ok(());
+        }
+        let Some(broker) = self.broker.upgrade() else {
+            // The broker is gone; nothing can be reserved against it, nor leaked.
+            return Err(ChannelError::NotFound);
+        };
+        let config = broker.config();
+        if !try_add(&self.counters.reserved_bytes, self.capacity, config.max_reserved_bytes) {
+            return Err(ChannelError::LimitExceeded {
+                limit: "channel buffer bytes in this host",
+                max: config.max_reserved_bytes as u64,
+            });
+        }
+        if let Some(budget) = &self.budget
+            && let Err(err) = budget.reserve_bytes(self.capacity)
+        {
+            self.counters.reserved_bytes.fetch_sub(self.capacity, Ordering::Relaxed);
+            return Err(err);
+        }
+        state.reserved = true;
+        Ok(())
+    }
+
+    /// Give back what the channel holds against the broker and its budget. Called once,
+    /// when the channel is unregistered.
+    pub(crate) fn release_reservation(&self) {
+        let reserved = std::mem::take(&mut self.lock().reserved);
+        if reserved {
+            self.counters.reserved_bytes.fetch_sub(self.capacity, Ordering::Relaxed);
+        }
+        if let Some(budget) = &self.budget {
+            budget.release(if reserved { self.capacity } else { 0 });
+        }
+    }
+
+    /// The creator of the channel failed: finish every end nobody attached, so whoever
+    /// holds the other end learns at once. An unattached writer end aborts with `reason`;
+    /// an unattached reader end counts as dropped (a writer's next operation fails with
+    /// `closed`). A channel neither of whose ends was attached is freed, and its refs
+    /// stop resolving.
+    pub(crate) fn fail_unattached(&self, reason: &str) {
+        let mut state = self.lock();
+        if state.removed {
+            return;
+        }
+        if state.writer == WriterState::Unattached {
+            state.writer = WriterState::Aborted(AbortReason::Given(reason.to_owned()));
+        }
+        if state.reader == ReaderState::Unattached {
+            state.reader = ReaderState::Dropped;
+            self.clear_queue(&mut state);
+        }
+        state.wake_both();
+        let release = self.release_if_finished(&mut state);
+        drop(state);
+        release.apply(self);
     }
 
     /// Expire the channel if an end is still unattached past the deadline. Returns whether
@@ -376,7 +480,7 @@ impl Shared {
     }
 
     /// Finish the writer as failed. A no-op if it already finished.
-    pub(crate) fn abort(&self, reason: String) {
+    pub(crate) fn abort(&self, reason: AbortReason) {
         let mut state = self.lock();
         if state.writer != WriterState::Attached {
             return;
@@ -416,7 +520,7 @@ impl Shared {
         }
         let outcome = match &state.writer {
             WriterState::Closed => Ok(()),
-            WriterState::Aborted(reason) => Err(reason.clone()),
+            WriterState::Aborted(reason) => Err(reason.resolve()),
             WriterState::Unattached | WriterState::Attached => {
                 state.reader_waker = Some(cx.waker().clone());
                 return Poll::Pending;

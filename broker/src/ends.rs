@@ -43,7 +43,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::channel::{Item, Shared, WriterState};
+use crate::channel::{AbortReason, Item, Shared, WriterState};
 use crate::config::bounded_reason;
 use crate::{ChannelError, Direction, MAX_CHUNK_BYTES};
 
@@ -53,9 +53,6 @@ use crate::{ChannelError, Direction, MAX_CHUNK_BYTES};
 /// bytes must not grow host memory without bound. Past this, the read fails (the
 /// messages read so far stay available).
 pub const MAX_SET_ASIDE_TEXT_BYTES: usize = 1 << 20;
-
-/// What a dropped, unclosed writer reports when nobody said why.
-const DROPPED_WITHOUT_CLOSE: &str = "writer dropped without close";
 
 /// Why a writer that is dropped unclosed failed, shared between a host and the writers
 /// it hands out.
@@ -240,7 +237,7 @@ impl Writer {
     /// writer ref was opened elsewhere.
     pub fn abort(&mut self, reason: impl Into<String>) {
         if let Ok(shared) = self.end.shared(Direction::Write) {
-            shared.abort(bounded_reason(reason.into()));
+            shared.abort(AbortReason::Given(bounded_reason(reason.into())));
         }
     }
 
@@ -260,8 +257,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if let Some(shared) = self.end.attached() {
-            let reason = self.cause.get().unwrap_or(DROPPED_WITHOUT_CLOSE).to_owned();
-            shared.abort(reason);
+            shared.abort(AbortReason::Dropped(self.cause.clone()));
         }
     }
 }

@@ -60,7 +60,7 @@ pub mod ends;
 mod error;
 mod refs;
 
-pub use broker::{Broker, BrokerStats, NewChannel};
+pub use broker::{Broker, BrokerStats, ChannelOwner, NewChannel};
 pub use budget::Budget;
 pub use channel::Item;
 pub use config::{

@@ -156,7 +156,7 @@ async fn each_end_attaches_once() {
 #[tokio::test]
 async fn a_used_local_end_blocks_the_ref() {
     let broker = broker();
-    let NewChannel { mut writer, mut reader, writer_ref, reader_ref } = channel(&broker);
+    let NewChannel { mut writer, mut reader, writer_ref, reader_ref, .. } = channel(&broker);
     writer.write(&b"x"[..]).await.unwrap();
     assert_eq!(reader.next().await.unwrap(), Some(Item::Bytes(Bytes::from_static(b"x"))));
     assert_eq!(broker.open_writer(&writer_ref).unwrap_err(), ChannelError::AlreadyAttached);
@@ -542,29 +542,127 @@ async fn async_read_reports_an_abort_as_an_error() {
 async fn reserved_bytes_obeyed() {
     let broker = Broker::new(BrokerConfig::default().max_reserved_bytes(2 * MIN_BUFFER_BYTES));
     let a = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
-    let _b = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
-    assert_eq!(broker.stats().reserved_bytes, 2 * MIN_BUFFER_BYTES);
-    // Finishing a channel gives its reservation back.
+    let b = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    assert_eq!(broker.stats().reserved_bytes, 0, "an unused channel reserves nothing");
     let NewChannel { mut writer, mut reader, .. } = a;
+    writer.write(&b"x"[..]).await.unwrap();
+    let mut b_writer = b.writer;
+    b_writer.write(&b"y"[..]).await.unwrap();
+    assert_eq!(
+        broker.stats().reserved_bytes,
+        2 * MIN_BUFFER_BYTES,
+        "each attached writer reserves its buffer"
+    );
+    // Finishing a channel gives its reservation back.
     writer.close().unwrap();
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("x".into()))));
     assert_eq!(reader.next().await, Ok(None));
     assert_eq!(broker.stats().reserved_bytes, MIN_BUFFER_BYTES);
-    broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let mut c = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap().writer;
+    c.write(&b"z"[..]).await.unwrap();
 }
 
 #[tokio::test]
 async fn reserved_bytes_violated() {
     let broker = Broker::new(BrokerConfig::default().max_reserved_bytes(2 * MIN_BUFFER_BYTES));
-    let _a = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
-    let err = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES + 1)).unwrap_err();
+    let a = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES)).unwrap();
+    let NewChannel { writer: mut a_writer, reader: mut a_reader, .. } = a;
+    a_writer.write(&b"x"[..]).await.unwrap();
+    let big = broker.create(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES + 1)).unwrap();
+    let expected = ChannelError::LimitExceeded {
+        limit: "channel buffer bytes in this host",
+        max: 2 * MIN_BUFFER_BYTES as u64,
+    };
+    // Through the lazy local writer's first operation, and through the writer ref.
+    let mut lazy = big.writer;
+    assert_eq!(lazy.write(&b"y"[..]).await, Err(expected.clone()));
+    assert_eq!(broker.open_writer(&big.writer_ref).unwrap_err(), expected);
+    assert_eq!(broker.stats().reserved_bytes, MIN_BUFFER_BYTES, "a refused attach reserves nothing");
+    // The end stays unattached: once the first channel is freed, it attaches.
+    a_writer.close().unwrap();
+    assert_eq!(a_reader.next().await, Ok(Some(Item::Bytes("x".into()))));
+    assert_eq!(a_reader.next().await, Ok(None));
+    lazy.write(&b"y"[..]).await.unwrap();
+    lazy.close().unwrap();
+    let mut reader = big.reader;
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("y".into()))));
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(broker.stats().reserved_bytes, 0);
+}
+
+#[tokio::test]
+async fn budget_bytes_are_reserved_when_the_writer_attaches() {
+    let broker = broker();
+    let budget = rill_broker::Budget::new(usize::MAX, MIN_BUFFER_BYTES);
+    let a = broker.create_within(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES), Some(&budget)).unwrap();
+    // Abandoned unused channels cost no bytes: many fit in a one-buffer budget.
+    let abandoned: Vec<_> = (0..100)
+        .map(|_| {
+            broker.create_within(&ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES), Some(&budget)).unwrap()
+        })
+        .collect();
+    assert_eq!((budget.channels(), budget.reserved_bytes()), (101, 0));
+    let mut writer = a.writer;
+    writer.write(&b"x"[..]).await.unwrap();
+    assert_eq!(budget.reserved_bytes(), MIN_BUFFER_BYTES);
     assert_eq!(
-        err,
+        broker.open_writer(&abandoned[0].writer_ref).unwrap_err(),
         ChannelError::LimitExceeded {
-            limit: "channel buffer bytes in this host",
-            max: 2 * MIN_BUFFER_BYTES as u64
+            limit: "channel buffer bytes per call tree",
+            max: MIN_BUFFER_BYTES as u64
         }
     );
-    assert_eq!(broker.stats().reserved_bytes, MIN_BUFFER_BYTES, "a refused create reserves nothing");
+    drop(abandoned);
+    writer.close().unwrap();
+    let mut reader = broker.open_reader(&a.reader_ref).unwrap();
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("x".into()))));
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(budget.reserved_bytes(), 0, "freeing the channel gave its bytes back");
+}
+
+#[tokio::test]
+async fn a_failed_creator_finishes_the_ends_nobody_attached() {
+    let broker = broker();
+    let budget = rill_broker::Budget::new(10, usize::MAX);
+    // Neither end attached: freed at once, refs not found.
+    let unused = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    unused.owner.fail_unattached("the creator trapped");
+    assert_eq!(broker.stats().live_channels, 0);
+    assert_eq!(budget.channels(), 0);
+    assert_eq!(broker.open_reader(&unused.reader_ref).unwrap_err(), ChannelError::NotFound);
+    assert_eq!(broker.open_writer(&unused.writer_ref).unwrap_err(), ChannelError::NotFound);
+
+    // The reader attached elsewhere: it learns at once, with the reason.
+    let handed = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    let mut reader = broker.open_reader(&handed.reader_ref).unwrap();
+    let waiting = tokio::spawn(async move { (reader.next().await, reader.next().await) });
+    tokio::task::yield_now().await;
+    handed.owner.fail_unattached("the creator trapped");
+    let (first, again) = waiting.await.unwrap();
+    assert_eq!(first, Err(ChannelError::Aborted("the creator trapped".into())));
+    assert_eq!(again, first, "repeated reads repeat the outcome");
+    assert_eq!(broker.open_writer(&handed.writer_ref).unwrap_err(), ChannelError::NotFound, "freed");
+
+    // The writer attached elsewhere: its next write fails with closed.
+    let writing = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    let mut writer = broker.open_writer(&writing.writer_ref).unwrap();
+    writer.write(&b"abc"[..]).await.unwrap();
+    writing.owner.fail_unattached("the creator trapped");
+    assert_eq!(writer.write(&b"d"[..]).await, Err(ChannelError::Closed));
+    assert_eq!(broker.open_reader(&writing.reader_ref).unwrap_err(), ChannelError::AlreadyAttached);
+    drop(writer);
+    assert_eq!(broker.stats().live_channels, 0);
+    assert_eq!((budget.channels(), budget.reserved_bytes()), (0, 0));
+
+    // Attached ends are left alone.
+    let used = broker.create_within(&ChannelOptions::default(), Some(&budget)).unwrap();
+    let NewChannel { mut writer, mut reader, owner, .. } = used;
+    writer.write(&b"abc"[..]).await.unwrap();
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("abc".into()))));
+    owner.fail_unattached("late");
+    writer.close().unwrap();
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(broker.stats().live_channels, 0);
 }
 
 #[tokio::test]
@@ -593,4 +691,35 @@ async fn expiry_gives_back_the_reservation() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!((budget.channels(), budget.reserved_bytes()), (0, 0));
     assert_eq!(broker.stats().reserved_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_dropped_writer_aborts_at_once_with_the_reason_known_when_the_reader_gets_there() {
+    let broker = broker();
+    // Recorded after the drop, before the reader reaches the abort: that reason.
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let cause = rill_broker::FailureCause::new();
+    writer.set_failure_cause(cause.clone());
+    writer.write(&b"0123456789"[..]).await.unwrap();
+    drop(writer);
+    cause.set("the function failed: gave up");
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("0123456789".into()))));
+    assert_eq!(reader.next().await, Err(ChannelError::Aborted("the function failed: gave up".into())));
+
+    // A reader already waiting learns at once, with the reason known then; it stays.
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let cause = rill_broker::FailureCause::new();
+    writer.set_failure_cause(cause.clone());
+    writer.write(&b"x"[..]).await.unwrap();
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("x".into()))));
+    let waiting = tokio::spawn(async move {
+        let first = reader.next().await;
+        (first, reader.next().await)
+    });
+    tokio::task::yield_now().await;
+    drop(writer);
+    let (first, again) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    assert_eq!(first, Err(ChannelError::Aborted("writer dropped without close".into())));
+    assert_eq!(again, first);
+    assert_eq!(broker.stats().live_channels, 0);
 }
