@@ -36,7 +36,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::FutureExt;
-use rill_broker::{Budget, FailureCause, Writer};
+use rill_broker::{Budget, ChannelOwner, FailureCause};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{ResourceTable, ResourceTableError};
@@ -59,10 +59,11 @@ pub(crate) struct Invocation {
     pub(crate) host: Arc<HostInner>,
     pub(crate) scope: CallScope,
     limiter: MemoryLimiter,
-    /// Writers the guest dropped without closing. They are aborted when the call ends,
-    /// after its failure (if any) is recorded, so their readers learn why: a guest that
-    /// returns an error usually drops its writers on the way out.
-    pub(crate) parked: Vec<Writer>,
+    /// The channels this call created. If the call fails, the ends of these that nobody
+    /// attached are finished with the failure (see [`ChannelOwner::fail_unattached`]),
+    /// so a failed call's unused channels cost nothing after it and whoever holds the
+    /// other end learns at once. Bounded by the tree's channel budget.
+    pub(crate) created: Vec<ChannelOwner>,
 }
 
 impl WasiView for Invocation {
@@ -288,7 +289,7 @@ impl PreparedCall {
         table.set_max_capacity(limits.max_handles);
         let failure = scope.failure.clone();
         let limiter = MemoryLimiter { max_memory_bytes: limits.max_memory_bytes, refused: false };
-        let state = Invocation { wasi, table, host: Arc::clone(&host), scope, limiter, parked: Vec::new() };
+        let state = Invocation { wasi, table, host: Arc::clone(&host), scope, limiter, created: Vec::new() };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.max_hostcall_bytes);
@@ -345,7 +346,11 @@ impl PreparedCall {
         };
         if let Err(err) = &result {
             // Record why before the store (and every writer in it) is dropped.
-            failure.set(err.to_string());
+            let reason = err.to_string();
+            for channel in &store.data().created {
+                channel.fail_unattached(&reason);
+            }
+            failure.set(reason);
         }
         cancelled.disarm();
         drop(store);

@@ -16,3 +16,6 @@ mod hostile;
 mod capabilities;
 // Loading components: the compiled-component cache.
 mod components;
+
+// The channel contract of wit/channels.wit, rule by rule.
+mod contract;

@@ -79,6 +79,9 @@ pub const HOSTILE_FUNCTIONS: &[&str] = &[
     "hostile::connect",
 ];
 
+/// The function ids served by the contract guest (written against `wit/` alone).
+pub const CONTRACT_FUNCTIONS: &[&str] = &["contract::local", "contract::remote"];
+
 /// The example functions and the guest crate serving each.
 pub const EXAMPLE_FUNCTIONS: &[(&str, &str)] = &[
     ("files::process", "examples/files"),
@@ -109,6 +112,10 @@ pub fn host_with_functions(mut config: HostConfig, special: &[(&str, FunctionCon
     let scenario = guest("test-guests/scenario");
     for id in SCENARIO_FUNCTIONS.iter().filter(|id| !taken(id)) {
         builder = builder.function(*id, ComponentSource::File(scenario.clone()));
+    }
+    let contract = guest("test-guests/contract");
+    for id in CONTRACT_FUNCTIONS.iter().filter(|id| !taken(id)) {
+        builder = builder.function(*id, ComponentSource::File(contract.clone()));
     }
     for (id, dir) in EXAMPLE_FUNCTIONS.iter().filter(|(id, _)| !taken(id)) {
         builder = builder.function(*id, ComponentSource::File(guest(dir)));
@@ -156,6 +163,11 @@ pub fn pattern(len: usize, seed: usize) -> Vec<u8> {
 /// The scenario guest's component, for registering its functions specially.
 pub fn scenario_component() -> ComponentSource {
     ComponentSource::File(guest("test-guests/scenario"))
+}
+
+/// The contract guest's component, for registering its functions specially.
+pub fn contract_component() -> ComponentSource {
+    ComponentSource::File(guest("test-guests/contract"))
 }
 
 /// The hostile guest's component, for registering its functions specially.

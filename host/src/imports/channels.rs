@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use rill_broker::{
-    ChannelError, ChannelOptions, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Reader, Writer,
+    ChannelError, ChannelOptions, ChannelOwner, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Reader, Writer,
 };
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, WasmList};
@@ -58,6 +58,16 @@ pub(crate) fn add_direct_write(linker: &mut Linker<Invocation>) -> wasmtime::Res
     });
     linker.allow_shadowing(false);
     defined
+}
+
+/// Keep `owner` among the channels a call created. Holds on channels that are gone are
+/// dropped whenever the list would grow, so a guest that creates and finishes channels
+/// in a loop keeps a list as long as its live channels, not as long as its history.
+fn remember(created: &mut Vec<ChannelOwner>, owner: ChannelOwner) {
+    if created.len() == created.capacity() {
+        created.retain(ChannelOwner::is_live);
+    }
+    created.push(owner);
 }
 
 /// The resource behind a guest's `writer`.
@@ -123,6 +133,7 @@ impl wit::Host for Invocation {
         };
         let mut writer = channel.writer;
         writer.set_failure_cause(self.scope.failure.clone());
+        remember(&mut self.created, channel.owner);
         Ok(Ok(wit::Channel {
             writer: self.table.push(writer)?,
             reader: self.table.push(channel.reader)?,
@@ -173,12 +184,12 @@ impl wit::HostWriter for Invocation {
     }
 
     async fn drop(&mut self, writer: Resource<Writer>) -> wasmtime::Result<()> {
-        let writer = self.table.delete(writer)?;
-        // An unclosed writer will abort its stream; keep it until the call ends so the
-        // abort carries the call's failure, if it fails (see `Invocation::parked`).
-        if writer.is_open() {
-            self.parked.push(writer);
-        }
+        // An unclosed writer aborts its stream now, so its reader (in this call or any
+        // other) learns at once. The reason is the call's failure if it is known by the
+        // time the reader gets there (a guest returning an error drops its writers on the
+        // way out), else "writer dropped without close". An unused local end claims
+        // nothing.
+        self.table.delete(writer)?;
         Ok(())
     }
 }
@@ -205,6 +216,28 @@ impl wit::HostReader for Invocation {
 
 #[cfg(test)]
 mod tests {
+    use rill_broker::{Broker, ChannelOptions};
+
+    /// A guest that creates and finishes channels in a loop must not grow the call's
+    /// list of created channels with its history.
+    #[tokio::test]
+    async fn the_list_of_created_channels_stays_as_long_as_the_live_ones() {
+        let broker = Broker::default();
+        let mut created = Vec::new();
+        let kept = broker.create(&ChannelOptions::default()).unwrap();
+        super::remember(&mut created, kept.owner.clone());
+        for _ in 0..10_000 {
+            let channel = broker.create(&ChannelOptions::default()).unwrap();
+            super::remember(&mut created, channel.owner);
+            let mut writer = channel.writer;
+            let mut reader = channel.reader;
+            writer.close().unwrap();
+            assert_eq!(reader.next().await, Ok(None));
+        }
+        assert!(created.capacity() <= 8, "{} holds kept for 2 live channels", created.capacity());
+        assert!(created.iter().filter(|c| c.is_live()).count() == 1, "the live channel is still held");
+    }
+
     /// The direct `write` must shadow the generated import; under another name it would
     /// be defined beside it, unused, and nothing would fail. So check the name against
     /// the WIT package it lives in.

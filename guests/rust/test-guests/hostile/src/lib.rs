@@ -11,7 +11,7 @@
 //! | `hostile::loop` | spins forever |
 //! | `hostile::memory_bomb` | allocates without end |
 //! | `hostile::huge_write` | passes `{"bytes"}` bytes to the host in one `write` of `{"writer"}` |
-//! | `hostile::channel_flood` | creates up to `{"count"}` channels, dropping their ends |
+//! | `hostile::channel_flood` | creates up to `{"count"}` channels, dropping their ends; with `{"write": true}` writes a byte to each and keeps them |
 //! | `hostile::handle_flood` | creates up to `{"count"}` channels and keeps every end open |
 //! | `hostile::guess_refs` | opens `{"count"}` made-up refs; returns the outcomes by kind |
 //! | `hostile::replay` | opens a finished channel's refs again; returns the outcomes |
@@ -94,12 +94,27 @@ struct Count {
     count: usize,
 }
 
-fn channel_flood(payload: Count) -> Result<Value, String> {
+#[derive(Deserialize)]
+struct Flood {
+    count: usize,
+    /// Write a byte to each channel (which reserves its buffer) and keep it open.
+    #[serde(default)]
+    write: bool,
+}
+
+fn channel_flood(payload: Flood) -> Result<Value, String> {
+    let mut kept = Vec::new();
     for created in 0..payload.count {
-        match Channel::create() {
-            // Dropping both unused ends leaves the channel waiting for its refs.
-            Ok(channel) => drop(channel),
-            Err(err) => return Ok(json!({ "created": created, "error": format!("{}: {err}", err.kind()) })),
+        let used = Channel::create().and_then(|mut channel| {
+            if payload.write {
+                channel.writer.send_bytes(b"x")?;
+                kept.push(channel);
+            }
+            // Otherwise dropping both unused ends leaves the channel waiting for its refs.
+            Ok(())
+        });
+        if let Err(err) = used {
+            return Ok(json!({ "created": created, "error": format!("{}: {err}", err.kind()) }));
         }
     }
     Ok(json!({ "created": payload.count }))
