@@ -193,7 +193,7 @@ fn a_pipe_is_streamed_as_it_arrives() {
     let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     pipe.write_all(b"abc\n").unwrap();
     pipe.flush().unwrap();
-    let first = received.recv_timeout(std::time::Duration::from_secs(30));
+    let first = received.recv_timeout(Duration::from_secs(30));
     drop(pipe);
     let status = child.wait().unwrap();
     assert_eq!(first.unwrap().unwrap(), *b"ABC\n", "the first line came back while the pipe was open");
@@ -239,16 +239,16 @@ fn a_failed_call_exits_even_while_stdin_stays_open() {
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > std::time::Duration::from_secs(60) {
+        if started.elapsed() > Duration::from_secs(60) {
             child.kill().unwrap();
             panic!("rill did not exit while its stdin stayed open");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
     assert_eq!(status.code(), Some(3), "a timeout");

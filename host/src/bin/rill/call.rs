@@ -37,7 +37,8 @@ pub(crate) const EXIT_TRAPPED: u8 = 7;
 pub(crate) const EXIT_MEMORY: u8 = 8;
 pub(crate) const EXIT_FUEL: u8 = 9;
 
-pub(crate) const EXIT_CODES: &str = "\
+/// The end of `rill call --help`: where results, streams and messages go, and the exit codes.
+pub(crate) const AFTER_HELP: &str = "\
 Where things go:
   The result JSON goes to stdout; when a --writer-to stream writes stdout (FIELD=-), the
   result goes to stderr instead, or to --result-to PATH. Text messages and warnings go to
@@ -404,6 +405,6 @@ mod tests {
     #[test]
     fn the_help_states_the_stall_timeout() {
         let stated = format!("{} s fails the call", streams::STALLED_OUTPUT_TIMEOUT.as_secs());
-        assert!(EXIT_CODES.contains(&stated), "EXIT_CODES must say {stated:?}");
+        assert!(AFTER_HELP.contains(&stated), "AFTER_HELP must say {stated:?}");
     }
 }
