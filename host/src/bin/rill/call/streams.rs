@@ -295,3 +295,61 @@ async fn output_op<T>(op: impl Future<Output = std::io::Result<T>>) -> Result<T,
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stop_message(stop: Result<(), OutputStop>) -> String {
+        match stop {
+            Ok(()) => "ok".into(),
+            Err(OutputStop::ConsumerClosed) => "consumer closed".into(),
+            Err(OutputStop::Failed(err)) => format!("{err:#}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_output_is_given_up_after_the_timeout() {
+        let (writer, _consumer_never_reads) = tokio::io::duplex(16);
+        let mut output: Output = Box::new(writer);
+        let started = tokio::time::Instant::now();
+        let stop = write_out(&mut output, &[7u8; 100]).await;
+        assert_eq!(started.elapsed(), STALLED_OUTPUT_TIMEOUT);
+        assert_eq!(
+            stop_message(stop),
+            "the output accepted nothing for 60 s (its consumer stopped reading without closing it); gave up"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_output_that_keeps_reading_is_never_given_up() {
+        // Each 16 bytes are taken just before the timeout: the whole write takes far
+        // longer than the timeout, and completes.
+        let (writer, mut consumer) = tokio::io::duplex(16);
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            loop {
+                tokio::time::sleep(STALLED_OUTPUT_TIMEOUT - Duration::from_secs(1)).await;
+                match consumer.read(&mut buf).await {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let mut output: Output = Box::new(writer);
+        let started = tokio::time::Instant::now();
+        assert_eq!(stop_message(write_out(&mut output, &[7u8; 100]).await), "ok");
+        assert!(started.elapsed() > STALLED_OUTPUT_TIMEOUT * 5);
+        drop(output);
+        assert_eq!(reading.await.ok(), Some(vec![7u8; 100]));
+    }
+
+    #[tokio::test]
+    async fn a_closed_consumer_is_told_apart_from_a_failure() {
+        let (writer, consumer) = tokio::io::duplex(16);
+        drop(consumer);
+        let mut output: Output = Box::new(writer);
+        assert_eq!(stop_message(write_out(&mut output, b"bytes").await), "consumer closed");
+    }
+}
