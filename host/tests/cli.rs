@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -25,6 +26,8 @@ fn manifest() -> &'static Path {
             ("words::count", "examples/progress"),
             ("test::trap", "test-guests/scenario"),
             ("test::echo", "test-guests/scenario"),
+            ("test::raw", "test-guests/scenario"),
+            ("test::read", "test-guests/scenario"),
             ("test::spin", "test-guests/scenario"),
             ("bench::noop", "examples/bench"),
             ("bench::write", "examples/bench"),
@@ -190,7 +193,7 @@ fn a_pipe_is_streamed_as_it_arrives() {
     let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     pipe.write_all(b"abc\n").unwrap();
     pipe.flush().unwrap();
-    let first = received.recv_timeout(std::time::Duration::from_secs(30));
+    let first = received.recv_timeout(Duration::from_secs(30));
     drop(pipe);
     let status = child.wait().unwrap();
     assert_eq!(first.unwrap().unwrap(), *b"ABC\n", "the first line came back while the pipe was open");
@@ -213,12 +216,11 @@ fn stdin_and_stdout_stand_in_for_files_and_text_goes_to_stderr() {
     child.stdin.take().unwrap().write_all(b"one two three").unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    // The function's binary output, then the call's result.
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines, [r#"{"word_count":3,"bytes":13}{"word_count":3,"bytes":13}"#]);
+    // Only the function's binary output on stdout; the call's result goes to stderr.
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), r#"{"word_count":3,"bytes":13}"#);
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains(r#"{"type":"complete","word_count":3}"#), "{stderr}");
+    assert!(stderr.lines().any(|line| line == r#"{"word_count":3,"bytes":13}"#), "the result: {stderr}");
 }
 
 #[test]
@@ -237,16 +239,16 @@ fn a_failed_call_exits_even_while_stdin_stays_open() {
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > std::time::Duration::from_secs(60) {
+        if started.elapsed() > Duration::from_secs(60) {
             child.kill().unwrap();
             panic!("rill did not exit while its stdin stayed open");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
     assert_eq!(status.code(), Some(3), "a timeout");
@@ -382,4 +384,314 @@ fn bench_reports_every_figure_as_json() {
             assert_eq!(runs.len(), 5, "{field}: {runs:?}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 8: `rill call` never loses, mixes or rewrites data.
+
+/// Text of `len` bytes, mixed case, and its uppercase digest (what `transform::uppercase`
+/// must produce).
+fn mixed_case_file(path: &Path, len: usize) -> String {
+    let line = b"Streams of Text, 123 and more: the Quick brown fox.\n";
+    let text: Vec<u8> = line.iter().copied().cycle().take(len).collect();
+    std::fs::write(path, &text).unwrap();
+    sha256_hex(&text.to_ascii_uppercase())
+}
+
+/// Spawn `cmd` with stdout and stderr piped; stderr is collected on a thread.
+fn spawn_piped(cmd: &mut Command) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    (child, err)
+}
+
+/// Wait for `child`, killing it and failing after `limit`.
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("rill did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn piped_output_is_the_stream_alone_and_the_result_goes_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let len = 6 << 20;
+    let expected = mixed_case_file(&input, len);
+    let output = run(rill()
+        .arg("transform::uppercase")
+        .arg("--reader-from")
+        .arg(format!("input={}", input.display()))
+        .arg("--writer-to")
+        .arg("output=-"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(output.stdout.len(), len, "stdout holds the stream and nothing else");
+    assert_eq!(sha256_hex(&output.stdout), expected);
+    assert_eq!(stderr, format!("{{\"bytes\":{len},\"messages\":0}}\n"));
+}
+
+#[test]
+fn result_to_writes_the_result_to_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let result = dir.path().join("result.json");
+    let expected = mixed_case_file(&input, 100_000);
+    let output = run(rill()
+        .arg("transform::uppercase")
+        .arg("--reader-from")
+        .arg(format!("input={}", input.display()))
+        .arg("--writer-to")
+        .arg("output=-")
+        .arg("--result-to")
+        .arg(&result));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(sha256_hex(&output.stdout), expected);
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&result).unwrap(), "{\"bytes\":100000,\"messages\":0}\n");
+}
+
+#[test]
+fn result_to_stdout_beside_a_stdout_stream_is_a_usage_error() {
+    assert_fails(
+        &run(rill().arg("test::echo").args(["--writer-to", "output=-", "--result-to", "-"])),
+        2,
+        "--result-to - and a --writer-to stream cannot both write stdout",
+    );
+}
+
+#[test]
+fn a_slow_consumer_gets_every_byte() {
+    // 3 MB read at about 400 KB/s: the function returns long before the consumer is done,
+    // and draining goes on for as long as the consumer keeps reading.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let len = 3_000_000;
+    let expected = mixed_case_file(&input, len);
+    let (mut child, stderr) = spawn_piped(
+        rill()
+            .arg("transform::uppercase")
+            .arg("--reader-from")
+            .arg(format!("input={}", input.display()))
+            .arg("--writer-to")
+            .arg("output=-"),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 40_000];
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = wait_within(&mut child, Duration::from_secs(60));
+    let stderr = stderr.join().unwrap();
+    assert!(started.elapsed() > Duration::from_secs(3), "the consumer really was slow");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(received.len(), len);
+    assert_eq!(sha256_hex(&received), expected);
+    assert_eq!(stderr, format!("{{\"bytes\":{len},\"messages\":0}}\n"));
+}
+
+#[test]
+fn an_output_the_function_never_opens_fails_at_once_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.bin");
+    let started = Instant::now();
+    let output = run(rill().arg("test::echo").arg("--writer-to").arg(format!("output={}", out.display())));
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_fails(&output, 6, "the function returned without opening this output; nothing was written to it");
+}
+
+#[test]
+fn the_payload_arrives_as_written() {
+    let payload = r#"{"z": 1,  "a": {"big": 12345678901234567890123, "f": 1.0, "i": 1, "e": 1E2}, "s": "\u00e9\ud83d\ude00\"", "k":[ ]}"#;
+    let output = run(rill().arg("test::raw").arg(payload));
+    assert_eq!(stdout_json(&output)["raw"], payload);
+}
+
+#[test]
+fn refs_are_added_without_touching_the_rest_of_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, b"abc").unwrap();
+    let head = r#"{"z": 1, "a": {"big": 12345678901234567890123, "f": 1.0"#;
+    let tail = r#"}, "s": "\u00e9"}"#;
+    let output = run(rill()
+        .arg("test::raw")
+        .arg(format!("{head}{tail}"))
+        .arg("--reader-from")
+        .arg(format!("a.in={}", input.display())));
+    let raw = stdout_json(&output)["raw"].as_str().unwrap().to_owned();
+    let inserted =
+        raw.strip_prefix(head).and_then(|r| r.strip_suffix(tail)).unwrap_or_else(|| panic!("{raw}"));
+    let channel_ref: serde_json::Value =
+        serde_json::from_str(inserted.strip_prefix(r#","in":"#).unwrap()).unwrap();
+    assert_eq!(channel_ref["direction"], "read");
+}
+
+/// A JSON payload of exactly `len` bytes: `{"data":"xxx…","n":12345678901234567890123}`.
+fn payload_of(len: usize) -> String {
+    let frame = r#"{"data":"","n":12345678901234567890123}"#;
+    format!(r#"{{"data":"{}","n":12345678901234567890123}}"#, "x".repeat(len - frame.len()))
+}
+
+#[test]
+fn a_payload_file_under_the_limit_arrives_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payload.json");
+    let payload = payload_of(600_000);
+    std::fs::write(&path, &payload).unwrap();
+    let output = run(rill().arg("test::raw").arg(format!("@{}", path.display())));
+    assert_eq!(stdout_json(&output)["raw"], payload);
+}
+
+#[test]
+fn a_payload_file_over_the_limit_is_the_limit_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payload.json");
+    std::fs::write(&path, payload_of((1 << 20) + 1)).unwrap();
+    let output = run(rill().arg("test::raw").arg(format!("@{}", path.display())));
+    assert_fails(&output, 4, "is more than 1048576 bytes; at most 1048576 bytes are allowed");
+}
+
+#[test]
+fn a_payload_from_stdin_arrives_exact() {
+    let payload = r#"{"b": 2, "a": 12345678901234567890123, "f": 1.0}"#;
+    let mut child = rill()
+        .arg("test::raw")
+        .arg("@-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout_json(&output)["raw"], payload);
+}
+
+#[test]
+fn a_payload_and_a_stream_cannot_both_read_stdin() {
+    assert_fails(
+        &run(rill().args(["test::raw", "@-", "--reader-from", "input=-"])),
+        2,
+        "the payload (`@-`) and a --reader-from stream cannot both read stdin",
+    );
+}
+
+#[test]
+fn a_missing_payload_file_is_a_clear_error() {
+    assert_fails(
+        &run(rill().args(["test::raw", "@/no/such/payload.json"])),
+        2,
+        "cannot open the payload file /no/such/payload.json",
+    );
+}
+
+/// `test::echo` never opens its input: whatever the input's size, the call succeeds with
+/// a warning, at once.
+fn an_unopened_input_of(len: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    random_file(&input, len);
+    let started = Instant::now();
+    let output = run(rill().arg("test::echo").arg("--reader-from").arg(format!("input={}", input.display())));
+    let took = started.elapsed();
+    let result = stdout_json(&output);
+    assert_eq!(result["input"]["direction"], "read", "the result is still printed");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "warning: the function did not read its input input ({}): it returned without opening it\n",
+            input.display()
+        )
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn an_unopened_small_input_is_a_warning() {
+    an_unopened_input_of(100);
+}
+
+#[test]
+fn an_unopened_large_input_is_the_same_warning() {
+    an_unopened_input_of(5_000_000);
+}
+
+#[test]
+fn an_input_read_only_in_part_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    random_file(&input, 5_000_000);
+    let output = run(rill()
+        .arg("test::read")
+        .arg(r#"{"limit": 1000}"#)
+        .arg("--reader-from")
+        .arg(format!("reader={}", input.display())));
+    assert_eq!(stdout_json(&output)["outcome"], "limit");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "warning: the function did not read all of its input reader ({}): it returned before the end of the stream\n",
+            input.display()
+        )
+    );
+}
+
+#[test]
+fn stdin_closed_at_once_is_an_empty_stream() {
+    let output = run(rill().arg("files::process").arg("--reader-from").arg("reader=-"));
+    let result = stdout_json(&output);
+    assert_eq!(result["bytes"], 0);
+    assert_eq!(result["sha256"], sha256_hex(b""));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_consumer_that_closes_the_pipe_is_a_clean_stop() {
+    // `rill call … --writer-to output=- | head -c 100`.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    mixed_case_file(&input, 16 << 20);
+    let (mut child, stderr) = spawn_piped(
+        rill()
+            .arg("transform::uppercase")
+            .arg("--reader-from")
+            .arg(format!("input={}", input.display()))
+            .arg("--writer-to")
+            .arg("output=-"),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let status = wait_within(&mut child, Duration::from_secs(30));
+    let stderr = stderr.join().unwrap();
+    assert_eq!(first.to_vec(), b"STREAMS OF TEXT, 123 AND MORE: THE QUICK BROWN FOX.\nSTREAMS OF TEXT, 123 AND MORE: THE QUICK BROWN FOX.\n"[..100].to_vec());
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("note: the output's consumer closed the pipe, so streaming stopped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -43,6 +43,7 @@ pub fn test_cache_dir() -> PathBuf {
 /// The function ids served by the scenario guest.
 pub const SCENARIO_FUNCTIONS: &[&str] = &[
     "test::echo",
+    "test::raw",
     "test::fail",
     "test::trap",
     "test::write",

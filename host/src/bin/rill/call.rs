@@ -4,20 +4,28 @@
 //! payload, and streams the file (or stdin, for `-`) into its writer. `--writer-to
 //! FIELD=PATH` creates a channel, puts its writer ref at FIELD, and streams what the
 //! function writes into the file (or stdout); text messages go to stderr. The result JSON
-//! goes to stdout once every stream is done.
+//! goes to stdout once every stream is done, unless a stream owns stdout: then it goes to
+//! stderr, or to `--result-to`. The payload ([`payload`]) reaches the function as the user
+//! wrote it, refs added; the streams ([`streams`]) lose, mix and rewrite nothing.
 
-use std::io::Read;
-use std::path::PathBuf;
+mod payload;
+mod streams;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
+use anyhow::{Context, anyhow};
 use clap::Args;
-use rill::{CallError, ChannelError, ChannelOptions, Host, HostConfig, Item, Reader, Writer};
-use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use rill::manifest::Manifest;
+use rill::{CallError, ChannelOptions, Host, HostConfig, Limits, ReaderStatus};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub(crate) use streams::{Input, feed};
 
 pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_INPUT: u8 = 2;
@@ -29,33 +37,37 @@ pub(crate) const EXIT_TRAPPED: u8 = 7;
 pub(crate) const EXIT_MEMORY: u8 = 8;
 pub(crate) const EXIT_FUEL: u8 = 9;
 
-pub(crate) const EXIT_CODES: &str = "\
+/// The end of `rill call --help`: where results, streams and messages go, and the exit codes.
+pub(crate) const AFTER_HELP: &str = "\
+Where things go:
+  The result JSON goes to stdout; when a --writer-to stream writes stdout (FIELD=-), the
+  result goes to stderr instead, or to --result-to PATH. Text messages and warnings go to
+  stderr. A function that returns without reading all of a --reader-from input gets a
+  warning naming the field; the exit code is still 0. If the consumer of a stdout stream
+  closes the pipe (`rill call ... | head`), rill stops streaming, the function's writes
+  see `closed`, and rill exits 0 with a one-line note. An output that accepts nothing for
+  60 s fails the call (exit 6).
+
 Exit codes:
-  0  the function returned a result (printed to stdout)
+  0  the function returned a result (or a stdout stream's consumer closed the pipe)
   1  the function returned an error
-  2  bad input: usage, payload JSON, unknown function, field paths
+  2  bad input: usage, payload JSON, payload file, unknown function, field paths
   3  the function did not finish before its deadline
-  4  a limit was exceeded
+  4  a limit was exceeded (for example the payload size)
   5  the host could not start or load the function (manifest, build, compile)
-  6  a stream failed: a file could not be read or written, or the function aborted or
-     abandoned a channel
+  6  a stream failed: a file could not be read or written, an output stalled, or the
+     function aborted or never opened a --writer-to channel
   7  the function trapped (the trap and the guest backtrace are printed)
   8  the function exceeded its memory limit
   9  the function ran out of fuel";
-
-/// Bytes read from standard input per channel write: one channel chunk, so the broker
-/// queues each write without copying it again.
-const FEED_CHUNK_BYTES: usize = rill::broker::MAX_CHUNK_BYTES;
-
-/// How long a stream may take to finish after the function returned. Streams normally
-/// finish before the function does; one still open after this was abandoned.
-const STREAM_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
     /// The function to call, as declared in the manifest.
     function_id: String,
-    /// The JSON payload (default `{}`). Channel refs are added to it at the given fields.
+    /// The JSON payload (default `{}`), or `@PATH` to read it from a file, `@-` from stdin.
+    /// It reaches the function exactly as written, with channel refs added at the given
+    /// fields.
     payload: Option<String>,
     /// The manifest declaring the functions.
     #[arg(long, default_value = "rill.toml", value_name = "PATH")]
@@ -68,6 +80,10 @@ pub(crate) struct CallArgs {
     /// at FIELD. Text messages are printed to stderr.
     #[arg(long = "writer-to", value_name = "FIELD=PATH")]
     writer_to: Vec<String>,
+    /// Write the result JSON to PATH (created before the call, like a shell redirection).
+    /// Default: stdout, or stderr when a --writer-to stream writes stdout.
+    #[arg(long = "result-to", value_name = "PATH")]
+    result_to: Option<PathBuf>,
     /// Buffer size of each channel, in bytes (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     buffer_bytes: Option<usize>,
@@ -108,6 +124,10 @@ fn fail(code: u8, error: anyhow::Error) -> Failure {
     Failure { code, error }
 }
 
+fn usage(message: String) -> Failure {
+    fail(EXIT_INPUT, anyhow!(message))
+}
+
 /// Run `rill call` and turn its outcome into an exit code.
 pub(crate) async fn run(args: CallArgs) -> ExitCode {
     match call(args).await {
@@ -120,103 +140,217 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
     }
 }
 
+/// Where the result JSON goes.
+enum ResultTo {
+    Stdout,
+    /// A stream owns stdout.
+    Stderr,
+    File(PathBuf, tokio::fs::File),
+}
+
+/// A `--reader-from` or `--writer-to` stream: its field, its file, and its task.
+struct Stream<T> {
+    field: String,
+    path: String,
+    task: JoinHandle<anyhow::Result<T>>,
+}
+
+/// A stream's file, as a user names it.
+fn shown<'a>(path: &'a str, stdio: &'static str) -> &'a str {
+    if path == "-" { stdio } else { path }
+}
+
 async fn call(args: CallArgs) -> Result<(), Failure> {
-    let mut payload: Value = match &args.payload {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| fail(EXIT_INPUT, anyhow!(e).context("the payload is not valid JSON")))?,
-        None => Value::Object(Default::default()),
+    let source = payload::Source::of(args.payload.as_deref());
+    let readers = args.reader_from.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;
+    let writers = args.writer_to.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;
+    let stdin_readers = readers.iter().filter(|(_, path)| path == "-").count();
+    if stdin_readers > 1 {
+        return Err(usage("only one --reader-from can read stdin".into()));
+    }
+    if stdin_readers == 1 && source == payload::Source::Stdin {
+        return Err(usage("the payload (`@-`) and a --reader-from stream cannot both read stdin".into()));
+    }
+    let stream_owns_stdout = match writers.iter().filter(|(_, path)| path == "-").count() {
+        0 => false,
+        1 => true,
+        _ => return Err(usage("only one --writer-to can write stdout".into())),
     };
-    if args.reader_from.iter().filter(|s| s.ends_with("=-")).count() > 1 {
-        return Err(fail(EXIT_INPUT, anyhow!("only one --reader-from can read stdin")));
+    if stream_owns_stdout && args.result_to.as_deref() == Some(Path::new("-")) {
+        return Err(usage("--result-to - and a --writer-to stream cannot both write stdout".into()));
     }
-    if args.writer_to.iter().filter(|s| s.ends_with("=-")).count() > 1 {
-        return Err(fail(EXIT_INPUT, anyhow!("only one --writer-to can write stdout")));
-    }
+
     let mut config = HostConfig::default();
     config.cache_dir = if args.no_cache { None } else { rill::default_cache_dir() };
-    let host = Host::from_manifest_with(&args.manifest, config)
+    let host = Host::from_manifest_with(&args.manifest, config.clone())
         .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
     // Build and compile the function before any channel exists: a channel's attach
     // deadline must not be spent compiling (a first build of a guest crate can take
     // minutes on a fresh machine).
     host.prepare(&args.function_id).await?;
+    let limits = function_limits(&args.manifest, &args.function_id, &config)?;
+    let mut payload = payload::read(&source, &limits).await?;
+    let mut result_to = match &args.result_to {
+        Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
+        Some(path) => {
+            let file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create the result file {}", path.display()))
+                .map_err(|e| fail(EXIT_INPUT, e))?;
+            ResultTo::File(path.clone(), file)
+        }
+        None if stream_owns_stdout => ResultTo::Stderr,
+        None => ResultTo::Stdout,
+    };
+
     let mut options = ChannelOptions::default();
     options.buffer_bytes = args.buffer_bytes;
-
+    // Raised when the call has returned: the stream tasks then learn what the function
+    // did with their channels.
+    let (returned, returned_rx) = watch::channel(false);
+    let consumer_closed = Arc::new(AtomicBool::new(false));
     let mut feeds = Vec::new();
-    for spec in &args.reader_from {
-        let (field, path) = split_spec(spec)?;
+    for (field, path) in readers {
         let channel = host.create_channel(&options).map_err(|e| fail(EXIT_INPUT, anyhow!(e)))?;
-        set_field(&mut payload, &field, channel.reader_ref.to_value())?;
+        payload = put_ref(&payload, &field, &channel.reader_ref.to_value())?;
         // The local reader is never used, so it never claims the end: the function does.
         drop(channel.reader);
         let input = open_input(&path).await?;
-        feeds.push((field, tokio::spawn(feed(input, channel.writer))));
+        let task = tokio::spawn(streams::feed_until_return(input, channel.writer, returned_rx.clone()));
+        feeds.push(Stream { field, path, task });
     }
     let mut drains = Vec::new();
-    for spec in &args.writer_to {
-        let (field, path) = split_spec(spec)?;
+    for (field, path) in writers {
         let channel = host.create_channel(&options).map_err(|e| fail(EXIT_INPUT, anyhow!(e)))?;
-        set_field(&mut payload, &field, channel.writer_ref.to_value())?;
+        payload = put_ref(&payload, &field, &channel.writer_ref.to_value())?;
         drop(channel.writer);
         let output = open_output(&path).await?;
-        drains.push((field, tokio::spawn(drain(channel.reader, output))));
+        let task = tokio::spawn(streams::drain(
+            channel.reader,
+            output,
+            returned_rx.clone(),
+            Arc::clone(&consumer_closed),
+        ));
+        drains.push(Stream { field, path, task });
     }
 
     let timeout = args.timeout_ms.map(Duration::from_millis);
-    let result = host.trigger_with_timeout(&args.function_id, payload.to_string(), timeout).await;
+    let result = host.trigger_with_timeout(&args.function_id, payload, timeout).await;
+    returned.send_replace(true);
     let result = match result {
         Ok(result) => result,
         Err(err) => {
-            for (_, task) in feeds.iter().map(|(f, t)| (f, t)).chain(drains.iter().map(|(f, t)| (f, t))) {
+            for task in feeds
+                .iter()
+                .map(|s| s.task.abort_handle())
+                .chain(drains.iter().map(|s| s.task.abort_handle()))
+            {
                 task.abort();
+            }
+            // A consumer that closed its pipe cut the function's output short; what the
+            // function did next (usually fail on a `closed` write) is its consequence.
+            if consumer_closed.load(Ordering::SeqCst) {
+                eprintln!(
+                    "note: the output's consumer closed the pipe, so streaming stopped; the function then ended with: {:#}",
+                    anyhow!(err)
+                );
+                return Ok(());
             }
             return Err(err.into());
         }
     };
+
     let mut stream_failure = None;
-    for (field, task) in feeds {
-        match finish(task).await {
-            Ok(()) => {}
-            Err(err) => {
-                stream_failure.get_or_insert(err.context(format!("streaming into {field}")));
+    for Stream { field, path, task } in drains {
+        let file = shown(&path, "stdout");
+        match task.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                stream_failure.get_or_insert(err.context(format!("streaming {field} out to {file}")));
+            }
+            Err(join) => {
+                stream_failure.get_or_insert(anyhow!(join).context(format!("streaming {field} out")));
             }
         }
     }
-    for (field, task) in drains {
-        match finish(task).await {
-            Ok(()) => {}
-            Err(err) => {
-                stream_failure.get_or_insert(err.context(format!("streaming out of {field}")));
+    let consumer_closed = consumer_closed.load(Ordering::SeqCst);
+    for Stream { field, path, task } in feeds {
+        let file = shown(&path, "stdin");
+        match task.await {
+            Ok(Ok(ReaderStatus::Finished)) => {}
+            // The function stopped reading because its output's consumer went away.
+            Ok(Ok(_)) if consumer_closed => {}
+            Ok(Ok(ReaderStatus::Unattached)) => eprintln!(
+                "warning: the function did not read its input {field} ({file}): it returned without opening it"
+            ),
+            Ok(Ok(_)) => eprintln!(
+                "warning: the function did not read all of its input {field} ({file}): it returned before the end of the stream"
+            ),
+            Ok(Err(err)) => {
+                stream_failure.get_or_insert(err.context(format!("streaming {file} into {field}")));
+            }
+            Err(join) => {
+                stream_failure.get_or_insert(anyhow!(join).context(format!("streaming into {field}")));
             }
         }
     }
     if let Some(err) = stream_failure {
         return Err(fail(EXIT_STREAM, err));
     }
-    let mut stdout = tokio::io::stdout();
-    let written = async {
-        stdout.write_all(result.as_bytes()).await?;
-        stdout.write_all(b"\n").await?;
-        stdout.flush().await
-    };
-    match written.await {
-        // A closed stdout (`rill call … | head`) is the reader's choice, not a failure.
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing the result to stdout").map_err(|e| fail(EXIT_STREAM, e)),
+    if consumer_closed {
+        eprintln!("note: the output's consumer closed the pipe, so streaming stopped before the end");
     }
+    write_result(&mut result_to, &result).await
 }
 
-/// Wait for a stream task that should be about done; one that is not was abandoned.
-async fn finish(mut task: JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
-    match tokio::time::timeout(STREAM_GRACE, &mut task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(anyhow!(join).context("the stream task failed")),
-        Err(_) => {
-            task.abort();
-            bail!("the function returned without finishing this stream (it never opened it, or left it open)")
+/// Write the result JSON, and a newline, where it goes.
+async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
+    let line = format!("{result}\n");
+    let written = match to {
+        ResultTo::Stderr => {
+            eprint!("{line}");
+            return Ok(());
         }
+        ResultTo::Stdout => {
+            let mut stdout = tokio::io::stdout();
+            let written = async {
+                stdout.write_all(line.as_bytes()).await?;
+                stdout.flush().await
+            };
+            match written.await {
+                // A closed stdout (`rill call … | head`) is the reader's choice, not a failure.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("writing the result to stdout"),
+            }
+        }
+        ResultTo::File(path, file) => {
+            let written = async {
+                file.write_all(line.as_bytes()).await?;
+                file.flush().await
+            };
+            written.await.with_context(|| format!("writing the result to {}", path.display()))
+        }
+    };
+    written.map_err(|e| fail(EXIT_STREAM, e))
+}
+
+/// The limits the host applies to `function_id`, read from the manifest as
+/// [`Host::from_manifest_with`] reads them: the payload is checked against them before
+/// it is read whole.
+fn function_limits(manifest: &Path, function_id: &str, config: &HostConfig) -> Result<Limits, Failure> {
+    let manifest = Manifest::from_file(manifest)
+        .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
+    let mut limits = config.limits.clone();
+    manifest.host.limits.apply(&mut limits);
+    if let Some(function) = manifest.functions.get(function_id) {
+        function.limits.apply(&mut limits);
     }
+    Ok(limits)
+}
+
+/// Put a ref at the dotted `field` of the payload text.
+fn put_ref(payload: &str, field: &str, channel_ref: &serde_json::Value) -> Result<String, Failure> {
+    payload::set_field(payload, field, &channel_ref.to_string()).map_err(|e| usage(e.describe(field)))
 }
 
 fn split_spec(spec: &str) -> Result<(String, String), Failure> {
@@ -224,45 +358,9 @@ fn split_spec(spec: &str) -> Result<(String, String), Failure> {
         Some((field, path)) if !field.is_empty() && !path.is_empty() => {
             Ok((field.to_owned(), path.to_owned()))
         }
-        _ => {
-            Err(fail(EXIT_INPUT, anyhow!("expected FIELD=PATH (or FIELD=- for stdin/stdout), got {spec:?}")))
-        }
+        _ => Err(usage(format!("expected FIELD=PATH (or FIELD=- for stdin/stdout), got {spec:?}"))),
     }
 }
-
-/// Put `value` at the dotted `path` of `payload`, creating objects on the way.
-fn set_field(payload: &mut Value, path: &str, value: Value) -> Result<(), Failure> {
-    let mut at = payload;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        if part.is_empty() {
-            return Err(fail(EXIT_INPUT, anyhow!("field path {path:?} has an empty part")));
-        }
-        let Value::Object(map) = at else {
-            return Err(fail(
-                EXIT_INPUT,
-                anyhow!("cannot set {path:?}: the payload has a non-object on the way"),
-            ));
-        };
-        if parts.peek().is_none() {
-            map.insert(part.to_owned(), value);
-            return Ok(());
-        }
-        at = map.entry(part.to_owned()).or_insert_with(|| Value::Object(Default::default()));
-    }
-    Ok(())
-}
-
-/// Where a `--reader-from` stream comes from.
-pub(crate) enum Input {
-    /// Standard input, a pipe, a device: read asynchronously, each read passed on as it
-    /// arrives (a thread blocked reading it could not be stopped).
-    Stream(Box<dyn AsyncRead + Send + Unpin>),
-    /// A regular file, read on a blocking thread straight into the chunks handed to the
-    /// channel.
-    File(std::fs::File),
-}
-type Output = Box<dyn AsyncWrite + Send + Unpin>;
 
 async fn open_input(path: &str) -> Result<Input, Failure> {
     if path == "-" {
@@ -280,7 +378,7 @@ async fn open_input(path: &str) -> Result<Input, Failure> {
     opened.await.with_context(|| format!("cannot open {path} for reading")).map_err(|e| fail(EXIT_INPUT, e))
 }
 
-async fn open_output(path: &str) -> Result<Output, Failure> {
+async fn open_output(path: &str) -> Result<streams::Output, Failure> {
     if path == "-" {
         return Ok(Box::new(tokio::io::stdout()));
     }
@@ -291,102 +389,9 @@ async fn open_output(path: &str) -> Result<Output, Failure> {
     Ok(Box::new(file))
 }
 
-/// Copy `input` into the channel; a read error aborts the stream so the function sees a
-/// failure, never a truncated clean end.
-pub(crate) async fn feed(input: Input, writer: Writer) -> anyhow::Result<()> {
-    match input {
-        Input::Stream(stream) => feed_async(stream, writer).await,
-        Input::File(file) => {
-            let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || feed_file(&runtime, file, writer))
-                .await
-                .unwrap_or_else(|join| Err(anyhow!(join).context("the thread reading the input failed")))
-        }
-    }
-}
-
-/// Each read is copied out of one reused buffer: a chunk handed to the channel must own
-/// its bytes, or a short read would pin a whole read buffer while being charged for a
-/// few bytes.
-async fn feed_async(mut input: impl AsyncRead + Unpin, mut writer: Writer) -> anyhow::Result<()> {
-    let mut buf = vec![0u8; FEED_CHUNK_BYTES];
-    loop {
-        match input.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => writer
-                .write(Bytes::copy_from_slice(&buf[..n]))
-                .await
-                .context("the function stopped reading")?,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(input_failed(&mut writer, err)),
-        }
-    }
-    finish_feed(writer)
-}
-
-/// Read the file into chunks of exactly the size the channel has room for, one read
-/// (the kernel's copy) per chunk and no copy after it. Runs on a blocking thread and
-/// waits for the channel through `runtime`.
-fn feed_file(
-    runtime: &tokio::runtime::Handle,
-    mut file: std::fs::File,
-    mut writer: Writer,
-) -> anyhow::Result<()> {
-    loop {
-        let room = runtime.block_on(writer.ready()).context("the function stopped reading")?;
-        let mut chunk = Vec::with_capacity(room);
-        // `take` + `read_to_end` fills the chunk without zeroing it first.
-        match (&mut file).take(room as u64).read_to_end(&mut chunk) {
-            Ok(0) => break,
-            Ok(_) => runtime.block_on(writer.write(chunk)).context("the function stopped reading")?,
-            Err(err) => return Err(input_failed(&mut writer, err)),
-        }
-    }
-    finish_feed(writer)
-}
-
-/// Reading the input failed: abort the stream with why, so the function sees a failure
-/// rather than a truncated clean end.
-fn input_failed(writer: &mut Writer, err: std::io::Error) -> anyhow::Error {
-    writer.abort(format!("reading the input failed: {err}"));
-    anyhow!(err).context("reading the input")
-}
-
-fn finish_feed(mut writer: Writer) -> anyhow::Result<()> {
-    match writer.close() {
-        Ok(()) => Ok(()),
-        Err(ChannelError::Closed) => bail!("the function stopped reading before the end"),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Copy the channel into `output`; text messages go to stderr, one per line.
-async fn drain(mut reader: Reader, mut output: Output) -> anyhow::Result<()> {
-    loop {
-        match reader.next().await {
-            Ok(Some(Item::Bytes(bytes))) => output.write_all(&bytes).await.context("writing the output")?,
-            Ok(Some(Item::Text(text))) => eprintln!("{}", rill::inert(&text)),
-            Ok(None) => break,
-            Err(err) => return Err(anyhow!(err)),
-        }
-    }
-    output.flush().await.context("writing the output")?;
-    output.shutdown().await.context("writing the output")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fields_are_set_at_dotted_paths() {
-        let mut payload = serde_json::json!({"job": {"name": "x"}});
-        set_field(&mut payload, "job.source", Value::from(1)).ok();
-        set_field(&mut payload, "top", Value::from(2)).ok();
-        assert_eq!(payload, serde_json::json!({"job": {"name": "x", "source": 1}, "top": 2}));
-        assert!(set_field(&mut payload, "job.name.deeper", Value::Null).is_err());
-        assert!(set_field(&mut payload, "a..b", Value::Null).is_err());
-    }
 
     #[test]
     fn specs_need_a_field_and_a_path() {
@@ -395,5 +400,11 @@ mod tests {
         assert!(split_spec("reader").is_err());
         assert!(split_spec("=x").is_err());
         assert!(split_spec("x=").is_err());
+    }
+
+    #[test]
+    fn the_help_states_the_stall_timeout() {
+        let stated = format!("{} s fails the call", streams::STALLED_OUTPUT_TIMEOUT.as_secs());
+        assert!(AFTER_HELP.contains(&stated), "AFTER_HELP must say {stated:?}");
     }
 }

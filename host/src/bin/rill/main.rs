@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Call a function and print its JSON result.
-    #[command(after_long_help = call::EXIT_CODES)]
+    #[command(after_long_help = call::AFTER_HELP)]
     Call(call::CallArgs),
     /// Measure rill's speed against this machine's limits (memcpy, a host-only stream).
     Bench(bench::BenchArgs),

@@ -13,6 +13,7 @@
 //! | id | payload | result |
 //! | --- | --- | --- |
 //! | `test::echo` | anything | the payload |
+//! | `test::raw` | anything | `{"raw"}`: the payload text exactly as received |
 //! | `test::fail` | `{"message"}` | `Err(message)` |
 //! | `test::trap` | `{"message"}` | panics (a trap) |
 //! | `test::write` | `{"writer", "ops", "raw"?}` | `{"written", "results", "sha256"}` |
@@ -41,6 +42,7 @@ use sha2::{Digest, Sha256};
 
 rill_guest::export! {
     "test::echo" => echo,
+    "test::raw" => raw_payload,
     "test::fail" => fail,
     "test::trap" => trap,
     "test::write" => write,
@@ -98,6 +100,14 @@ fn hex(digest: Sha256) -> String {
 /// `test::echo`: returns the payload unchanged.
 fn echo(payload: Value) -> Result<Value, String> {
     Ok(payload)
+}
+
+/// `test::raw`: returns the payload's JSON text exactly as it arrived (serde_json's
+/// `RawValue` keeps the bytes of the value, without the whitespace around it), so callers
+/// can check that nothing on the way re-serialized it.
+#[expect(clippy::boxed_local, reason = "a RawValue is deserialized only into a Box")]
+fn raw_payload(payload: Box<serde_json::value::RawValue>) -> Result<Value, String> {
+    Ok(json!({ "raw": payload.get() }))
 }
 
 #[derive(Deserialize)]
