@@ -54,8 +54,9 @@ const _: () = assert!(MAX_CHUNK_BYTES <= MIN_BUFFER_BYTES);
 const _: () = assert!(MIN_BUFFER_BYTES <= DEFAULT_BUFFER_BYTES && DEFAULT_BUFFER_BYTES <= MAX_BUFFER_BYTES);
 
 /// Default cap on the buffer bytes reserved by all live channels of one broker (4 GiB).
-/// Every channel reserves its whole buffer size when it is created, so this bounds the
-/// memory all channels together can ever make the host hold.
+/// Every channel reserves its whole buffer size when its writer attaches (before it can
+/// buffer anything), so this bounds the memory all channels together can ever make the
+/// host hold.
 pub const DEFAULT_MAX_RESERVED_BYTES: usize = 4 << 30;
 
 /// Configuration of a [`Broker`](crate::Broker).
@@ -69,8 +70,9 @@ pub struct BrokerConfig {
     /// Most channels alive at once; `create` beyond it fails with
     /// [`ChannelError::LimitExceeded`].
     pub max_channels: usize,
-    /// Most buffer bytes reserved by all live channels at once; `create` beyond it fails
-    /// with [`ChannelError::LimitExceeded`].
+    /// Most buffer bytes reserved by all live channels at once; attaching a writer beyond
+    /// it (its first operation, or [`Broker::open_writer`](crate::Broker::open_writer))
+    /// fails with [`ChannelError::LimitExceeded`].
     pub max_reserved_bytes: usize,
 }
 

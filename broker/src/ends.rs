@@ -12,10 +12,15 @@
 //!
 //! - Dropping an attached [`Reader`] discards what is buffered; the writer's next write
 //!   (or its `close`) fails with [`ChannelError::Closed`].
-//! - Dropping an attached [`Writer`] that was not closed **aborts** the stream: the reader
-//!   drains what is buffered, then gets [`ChannelError::Aborted`] with the reason from the
-//!   writer's [`FailureCause`] (set by a host when the writing function traps or times
-//!   out), or "writer dropped without close". A crashed writer is never a clean end.
+//! - Dropping an attached [`Writer`] that was not closed **aborts** the stream at once: the
+//!   reader drains what is buffered, then gets [`ChannelError::Aborted`]. The reason is
+//!   read from the writer's [`FailureCause`] when the reader reaches the abort (a host
+//!   records there why the writing function failed), else it is "writer dropped without
+//!   close". A crashed writer is never a clean end.
+//! - [`Writer::abort`] on a lazy end that was never used claims the end first (as any
+//!   first operation does), so the reader learns why; the writer ref then answers
+//!   [`ChannelError::AlreadyAttached`]. If the ref was opened elsewhere first, it does
+//!   nothing.
 //!
 //! # Clean shutdown
 //!

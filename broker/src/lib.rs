@@ -42,6 +42,10 @@
 //!   writer or a failed writing function reach the reader as [`ChannelError::Aborted`]
 //!   after the buffered data. A dropped reader makes writes fail with
 //!   [`ChannelError::Closed`].
+//! - **Small abandoned channels.** A channel's buffer is reserved (against
+//!   [`BrokerConfig::max_reserved_bytes`] and its [`Budget`]) when its writer attaches, so
+//!   a channel created and never used costs its bookkeeping alone; a host whose function
+//!   failed frees its unused channels at once with [`ChannelOwner::fail_unattached`].
 //! - **No leaks.** A channel whose two ends finished is freed at once; an end not attached
 //!   within [`BrokerConfig::attach_timeout`] expires the channel (the attached side gets
 //!   [`ChannelError::TimedOut`], the refs become not-found). [`Broker::stats`] shows the

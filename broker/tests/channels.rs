@@ -698,7 +698,7 @@ async fn a_dropped_writer_aborts_at_once_with_the_reason_known_when_the_reader_g
     let broker = broker();
     // Recorded after the drop, before the reader reaches the abort: that reason.
     let NewChannel { mut writer, mut reader, .. } = channel(&broker);
-    let cause = rill_broker::FailureCause::new();
+    let cause = FailureCause::new();
     writer.set_failure_cause(cause.clone());
     writer.write(&b"0123456789"[..]).await.unwrap();
     drop(writer);
@@ -708,7 +708,7 @@ async fn a_dropped_writer_aborts_at_once_with_the_reason_known_when_the_reader_g
 
     // A reader already waiting learns at once, with the reason known then; it stays.
     let NewChannel { mut writer, mut reader, .. } = channel(&broker);
-    let cause = rill_broker::FailureCause::new();
+    let cause = FailureCause::new();
     writer.set_failure_cause(cause.clone());
     writer.write(&b"x"[..]).await.unwrap();
     assert_eq!(reader.next().await, Ok(Some(Item::Bytes("x".into()))));

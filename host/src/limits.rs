@@ -71,7 +71,9 @@ pub struct Limits {
     /// other functions out of the host-wide reservation.
     pub max_tree_channels: usize,
     /// Buffer bytes the channels of the call trees this function starts may reserve
-    /// together. Bounds the host memory one function's streams can pin.
+    /// together; a channel reserves its buffer when its writer attaches, and attaching
+    /// beyond this fails with `limit-exceeded`. Bounds the host memory one function's
+    /// streams can pin.
     pub max_tree_buffer_bytes: usize,
     /// Calls of one call tree running at once (from the root function's limits). Each
     /// call has its own memory and task, so this bounds what one fan-out of `spawn` or

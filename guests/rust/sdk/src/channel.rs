@@ -77,7 +77,8 @@ impl Channel {
 /// **`close` is the only clean end of a stream.** Dropping a writer that was used without
 /// calling `close` — including an early return through `?` or a panic — makes the reader
 /// see [`ChannelError::Aborted`] after the data already buffered, never a clean end of
-/// stream. That is deliberate: a half-written stream must not look complete. Use
+/// stream. The abort happens when the writer is dropped, not when the function returns:
+/// a reader in this function or another learns at once. That is deliberate: a half-written stream must not look complete. Use
 /// [`abort`](Self::abort) to fail a stream on purpose with a reason the reader can see.
 #[derive(Debug)]
 pub struct ChannelWriter {
@@ -121,7 +122,12 @@ impl ChannelWriter {
     }
 
     /// Finishes the stream as failed: the reader drains what is buffered, then sees
-    /// [`ChannelError::Aborted`] with `reason`. Aborting a never-used end does nothing.
+    /// [`ChannelError::Aborted`] with `reason`.
+    ///
+    /// A writer from [`Channel::create`] that was never used claims its end first, like
+    /// any first operation, so the reader still learns why and the writer ref can no
+    /// longer be opened. If the writer ref was already opened elsewhere, this does
+    /// nothing.
     pub fn abort(self, reason: &str) {
         self.inner.abort(reason);
     }
