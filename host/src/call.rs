@@ -44,6 +44,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::admission::FunctionCalls;
 use crate::host::{Function, HostInner};
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS};
 use crate::{CallError, Capabilities, stdio};
@@ -157,6 +158,7 @@ pub(crate) struct PreparedCall {
     scope: CallScope,
     timeout: Duration,
     _running: RunningCall,
+    _function_calls: FunctionCalls,
 }
 
 impl HostInner {
@@ -197,6 +199,7 @@ impl HostInner {
             )));
         }
         let running = RunningCall::enter(&tree)?;
+        let function_calls = FunctionCalls::enter(&function, function_id)?;
         let timeout = timeout.unwrap_or(limits.timeout);
         let own_deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
         let deadline = caller.map_or(own_deadline, |c| c.deadline.min(own_deadline));
@@ -213,6 +216,7 @@ impl HostInner {
             timeout: deadline.saturating_duration_since(Instant::now()),
             function,
             _running: running,
+            _function_calls: function_calls,
         })
     }
 }
@@ -266,7 +270,7 @@ impl PreparedCall {
     }
 
     async fn run(self) -> Result<String, CallError> {
-        let PreparedCall { host, function, payload, scope, timeout, _running } = self;
+        let PreparedCall { host, function, payload, scope, timeout, _running, _function_calls } = self;
         let function_id = scope.function_id.to_string();
         let deadline = scope.deadline;
         let limits = &function.limits;
@@ -281,6 +285,13 @@ impl PreparedCall {
         {
             Err(_elapsed) => return Err(CallError::TimedOut { function_id, timeout }),
             Ok(ready) => ready.map_err(|e| unavailable(error_chain(&e)))?,
+        };
+        // An instance slot, held until the store (declared after it) is dropped. Waiting
+        // for one counts against the deadline, and comes before the granted directories
+        // are opened, so a waiting call holds none.
+        let _slot = match &host.admission {
+            Some(gate) => Some(gate.admit(&function_id, deadline, timeout).await?),
+            None => None,
         };
         let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
 
