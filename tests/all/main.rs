@@ -16,3 +16,5 @@ mod hostile;
 mod capabilities;
 // Loading components: the compiled-component cache.
 mod components;
+// Admission to the instance pool: waiting for a slot, and each function's share.
+mod admission;

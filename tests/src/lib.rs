@@ -77,6 +77,7 @@ pub const HOSTILE_FUNCTIONS: &[&str] = &[
     "hostile::write_file",
     "hostile::env",
     "hostile::connect",
+    "hostile::block",
 ];
 
 /// The example functions and the guest crate serving each.
