@@ -20,7 +20,9 @@
 //!   it fails at once ([`CallError::LimitExceeded`]) rather than waiting: a function
 //!   that calls itself, or a parent waiting on children of its own function, would
 //!   otherwise wait for itself. This bounds the share of the pool (and of the waiting
-//!   queue) that one function's calls can hold, so other functions still find slots.
+//!   queue) that one function's calls can hold, so other functions still find slots as
+//!   long as the functions flooding it together stay below the pool size (with the
+//!   defaults, 64 of 256 slots, it takes four functions at their limit to fill it).
 //!
 //! The fast path — a free slot, a function under its limit — is one atomic update each.
 

@@ -14,6 +14,8 @@
 //! chain of calls can never outlive the budget of the call that started it. Guest code
 //! spinning in wasm is stopped by epoch interruption; a guest blocked in a host call (for
 //! example waiting on a full channel) is stopped by a timeout around the whole call.
+//! Loading the component and waiting for an instance slot (`admission.rs`) count against
+//! the deadline too.
 //!
 //! # Call trees
 //!
