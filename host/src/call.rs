@@ -14,6 +14,8 @@
 //! chain of calls can never outlive the budget of the call that started it. Guest code
 //! spinning in wasm is stopped by epoch interruption; a guest blocked in a host call (for
 //! example waiting on a full channel) is stopped by a timeout around the whole call.
+//! Loading the component and waiting for an instance slot (`admission.rs`) count against
+//! the deadline too.
 //!
 //! # Call trees
 //!
@@ -44,6 +46,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::admission::FunctionCalls;
 use crate::host::{Function, HostInner};
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS};
 use crate::{CallError, Capabilities, stdio};
@@ -158,6 +161,7 @@ pub(crate) struct PreparedCall {
     scope: CallScope,
     timeout: Duration,
     _running: RunningCall,
+    _function_calls: FunctionCalls,
 }
 
 impl HostInner {
@@ -198,6 +202,7 @@ impl HostInner {
             )));
         }
         let running = RunningCall::enter(&tree)?;
+        let function_calls = FunctionCalls::enter(&function, function_id)?;
         let timeout = timeout.unwrap_or(limits.timeout);
         let own_deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
         let deadline = caller.map_or(own_deadline, |c| c.deadline.min(own_deadline));
@@ -214,6 +219,7 @@ impl HostInner {
             timeout: deadline.saturating_duration_since(Instant::now()),
             function,
             _running: running,
+            _function_calls: function_calls,
         })
     }
 }
@@ -267,7 +273,7 @@ impl PreparedCall {
     }
 
     async fn run(self) -> Result<String, CallError> {
-        let PreparedCall { host, function, payload, scope, timeout, _running } = self;
+        let PreparedCall { host, function, payload, scope, timeout, _running, _function_calls } = self;
         let function_id = scope.function_id.to_string();
         let deadline = scope.deadline;
         let limits = &function.limits;
@@ -282,6 +288,13 @@ impl PreparedCall {
         {
             Err(_elapsed) => return Err(CallError::TimedOut { function_id, timeout }),
             Ok(ready) => ready.map_err(|e| unavailable(error_chain(&e)))?,
+        };
+        // An instance slot, held until the store (declared after it) is dropped. Waiting
+        // for one counts against the deadline, and comes before the granted directories
+        // are opened, so a waiting call holds none.
+        let _slot = match &host.admission {
+            Some(gate) => Some(gate.admit(&function_id, deadline, timeout).await?),
+            None => None,
         };
         let wasi = wasi_ctx(&scope.function_id, limits, &function.capabilities).map_err(unavailable)?;
 

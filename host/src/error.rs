@@ -68,7 +68,10 @@ pub enum CallError {
     /// A limit was reached; the message names it.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
-    /// The function's component could not be loaded or instantiated.
+    /// The function's component could not be loaded or instantiated, or the host is at
+    /// capacity: every instance slot is in use and
+    /// [`HostConfig::max_waiting_calls`](crate::HostConfig::max_waiting_calls) calls
+    /// already wait for one (retrying later may succeed).
     #[error("function {function_id:?} is unavailable: {message}")]
     Unavailable {
         /// The function that could not be started.

@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use rill_broker::{Broker, BrokerConfig, Budget, ChannelError, ChannelOptions, NewChannel};
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::admission::{Admission, DEFAULT_MAX_WAITING_CALLS};
 use crate::bindings::Function as FunctionWorld;
 use crate::cache::ComponentCache;
 use crate::call::{Invocation, MAX_FUNCTION_ID_BYTES};
@@ -36,10 +38,20 @@ pub struct HostConfig {
     /// [`MAX_CACHE_ENTRIES`]: crate::MAX_CACHE_ENTRIES
     pub cache_dir: Option<PathBuf>,
     /// Component instances the instance pool keeps ready (default
-    /// [`DEFAULT_POOL_SLOTS`]); a call that finds the pool full fails as unavailable.
-    /// `None` allocates every instance on demand (slower: each call maps and unmaps its
-    /// memory, with page faults and cross-core TLB shootdowns).
+    /// [`DEFAULT_POOL_SLOTS`]): at most this many calls hold an instance at once. A call
+    /// that finds every slot in use waits for one, first come first served, until its
+    /// deadline ([`CallError::TimedOut`]); see [`HostConfig::max_waiting_calls`] and
+    /// [`Limits::max_concurrent_calls`], which keeps one function from taking every
+    /// slot. `None` allocates every instance on demand, with no bound and no waiting
+    /// (slower: each call maps and unmaps its memory, with page faults and cross-core TLB
+    /// shootdowns).
     pub pool_slots: Option<u32>,
+    /// Most calls that may wait for an instance slot at once (default
+    /// [`DEFAULT_MAX_WAITING_CALLS`]). A call that finds every slot in use and this many
+    /// calls already waiting fails at once with [`CallError::Unavailable`] (the host is at
+    /// capacity; retrying later may succeed): this bounds the tasks and payloads that
+    /// waiting calls hold. Unused with `pool_slots: None`.
+    pub max_waiting_calls: usize,
     /// Bytes of each pooled linear memory kept mapped when a call ends (default
     /// [`DEFAULT_KEEP_RESIDENT_BYTES`]). Within this many bytes, memory is reset in place
     /// instead of being handed back to the kernel, which would cost the next call a page
@@ -72,6 +84,7 @@ impl Default for HostConfig {
             broker: BrokerConfig::default(),
             cache_dir: None,
             pool_slots: Some(DEFAULT_POOL_SLOTS),
+            max_waiting_calls: DEFAULT_MAX_WAITING_CALLS,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
         }
     }
@@ -144,6 +157,8 @@ pub(crate) struct HostInner {
     pub(crate) fuel_metering: bool,
     /// Compiled components on disk, if [`HostConfig::cache_dir`] is set.
     pub(crate) cache: Option<Arc<ComponentCache>>,
+    /// The gate in front of the instance pool; `None` without a pool.
+    pub(crate) admission: Option<Admission>,
     functions: HashMap<String, Arc<Function>>,
 }
 
@@ -154,6 +169,8 @@ pub(crate) struct Function {
     pub(crate) capabilities: Capabilities,
     /// The channels the call trees this function starts may hold, together.
     pub(crate) budget: Budget,
+    /// Calls of this function running (or waiting for an instance) right now.
+    pub(crate) running: AtomicUsize,
 }
 
 impl HostInner {
@@ -384,11 +401,20 @@ impl HostBuilder {
             let source = config.source;
             let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
             let budget = Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes);
-            let function = Function { slot, limits, capabilities: config.capabilities, budget };
+            let function = Function {
+                slot,
+                limits,
+                capabilities: config.capabilities,
+                budget,
+                running: AtomicUsize::new(0),
+            };
             functions.insert(id, Arc::new(function));
         }
         let broker = Broker::new(self.config.broker.clone());
         let cache = self.config.cache_dir.as_deref().map(|dir| Arc::new(ComponentCache::new(dir, &engine)));
-        Ok(Host { inner: Arc::new(HostInner { engine, linker, broker, fuel_metering, cache, functions }) })
+        let admission =
+            self.config.pool_slots.map(|slots| Admission::new(slots, self.config.max_waiting_calls));
+        let inner = HostInner { engine, linker, broker, fuel_metering, cache, admission, functions };
+        Ok(Host { inner: Arc::new(inner) })
     }
 }

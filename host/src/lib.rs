@@ -16,6 +16,8 @@
 //! - `call.rs` runs one call: checks, a fresh wasmtime store per call (run in the
 //!   caller's task; `spawn` gets its own), deadlines (epoch interruption plus a timeout around the call), and the rule
 //!   that a failed function aborts the writers it left open.
+//! - `admission.rs` decides which calls may take an instance slot and which wait: a
+//!   gate in front of the instance pool, and each function's share of it.
 //! - `component.rs` turns a [`ComponentSource`] into a linked, cached pre-instance;
 //!   `cache.rs` keeps compiled components on disk; [`rust_guest`] builds guest crates
 //!   on demand.
@@ -34,6 +36,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admission;
 mod bindings;
 mod cache;
 mod call;
@@ -48,6 +51,7 @@ pub mod manifest;
 pub mod rust_guest;
 mod stdio;
 
+pub use admission::DEFAULT_MAX_WAITING_CALLS;
 pub use cache::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 pub use call::MAX_FUNCTION_ID_BYTES;
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};

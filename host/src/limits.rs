@@ -31,6 +31,9 @@ pub const DEFAULT_MAX_TREE_BUFFER_BYTES: usize = 256 << 20;
 /// Default calls of one call tree running at once (64): the root, and every `trigger`,
 /// `spawn` and `trigger-void` it fans out to.
 pub const DEFAULT_MAX_TREE_CALLS: usize = 64;
+/// Default calls of one function running at once, host-wide (64, a quarter of the
+/// default instance pool).
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
 /// Default largest payload or result of a call (1 MiB). Payloads are small JSON by
 /// design; large data goes through channels.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -79,6 +82,16 @@ pub struct Limits {
     /// call has its own memory and task, so this bounds what one fan-out of `spawn` or
     /// `trigger-void` can make the host hold.
     pub max_tree_calls: usize,
+    /// Calls of this function running at once, host-wide: across every tree and caller,
+    /// counted from when a call is accepted (including while it waits for an instance
+    /// slot) until its instance is dropped. Keeps one function's calls — say a flood of
+    /// spawned children blocked on reads — from holding more than their share of the
+    /// instance pool ([`HostConfig::pool_slots`](crate::HostConfig::pool_slots)), so
+    /// other functions still find slots. A call past it fails at once with
+    /// [`CallError::LimitExceeded`] instead of waiting: a function that calls itself, or
+    /// a parent waiting on children of its own function, would otherwise wait for
+    /// itself.
+    pub max_concurrent_calls: usize,
     /// Largest payload accepted by, and result returned from, a call.
     pub max_payload_bytes: usize,
     /// Deepest JSON nesting in a payload or result. Protects every JSON consumer (host
@@ -103,6 +116,7 @@ impl Default for Limits {
             max_tree_channels: DEFAULT_MAX_TREE_CHANNELS,
             max_tree_buffer_bytes: DEFAULT_MAX_TREE_BUFFER_BYTES,
             max_tree_calls: DEFAULT_MAX_TREE_CALLS,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,

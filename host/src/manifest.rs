@@ -108,6 +108,7 @@ pub struct LimitOverrides {
     pub max_tree_channels: Option<usize>,
     pub max_tree_buffer_bytes: Option<usize>,
     pub max_tree_calls: Option<usize>,
+    pub max_concurrent_calls: Option<usize>,
     pub max_payload_bytes: Option<usize>,
     pub max_json_depth: Option<usize>,
     pub max_call_depth: Option<u32>,
@@ -132,6 +133,7 @@ impl LimitOverrides {
         set(&mut limits.max_tree_channels, self.max_tree_channels);
         set(&mut limits.max_tree_buffer_bytes, self.max_tree_buffer_bytes);
         set(&mut limits.max_tree_calls, self.max_tree_calls);
+        set(&mut limits.max_concurrent_calls, self.max_concurrent_calls);
         set(&mut limits.max_payload_bytes, self.max_payload_bytes);
         set(&mut limits.max_json_depth, self.max_json_depth);
         set(&mut limits.max_call_depth, self.max_call_depth);
@@ -195,6 +197,7 @@ mod tests {
             [functions."files::process".limits]
             max_memory_bytes = 1000000
             fuel = 42
+            max_concurrent_calls = 8
 
             [functions."files::process".capabilities]
             dirs = [{ host = "data", guest = "/data" }, { host = "/abs", guest = "/out", writable = true }]
@@ -216,6 +219,7 @@ mod tests {
             (limits.max_memory_bytes, limits.fuel, limits.timeout),
             (1_000_000, Some(42), Duration::from_secs(5))
         );
+        assert_eq!(limits.max_concurrent_calls, 8);
         assert_eq!(manifest.source(process), ComponentSource::File("/srv/guests/files.wasm".into()));
         let caps = manifest.capabilities(process);
         assert_eq!(caps.dirs[0], crate::DirGrant::read_only("/srv/data", "/data"));

@@ -16,6 +16,7 @@ mod hostile;
 mod capabilities;
 // Loading components: the compiled-component cache.
 mod components;
-
 // The channel contract of wit/channels.wit, rule by rule.
 mod contract;
+// Admission to the instance pool: waiting for a slot, and each function's share.
+mod admission;

@@ -78,6 +78,7 @@ pub const HOSTILE_FUNCTIONS: &[&str] = &[
     "hostile::write_file",
     "hostile::env",
     "hostile::connect",
+    "hostile::block",
 ];
 
 /// The function ids served by the contract guest (written against `wit/` alone).

@@ -20,7 +20,8 @@
 //! | `hostile::big_result` | returns a JSON string of `{"bytes"}` bytes |
 //! | `hostile::stdout_flood` | prints `{"bytes"}` bytes to stdout |
 //! | `hostile::never_read` | opens `{"reader"}` and spins without reading |
-//! | `hostile::fan_out` | starts `{"count"}` void calls of `test::spin` for `{"ms"}` each |
+//! | `hostile::fan_out` | starts `{"count"}` void calls of `{"function"}` (default `test::spin`) with `{"ms"}` |
+//! | `hostile::block` | reads a channel whose writer it holds and never writes: blocks until its deadline |
 //! | `hostile::write_then_fail` | writes `{"bytes"}` to `{"writer"}`, then returns an error without closing |
 //! | `hostile::read_file` | reads the file at `{"path"}` |
 //! | `hostile::write_file` | writes `{"text"}` to the file at `{"path"}` |
@@ -56,6 +57,7 @@ rill_guest::export! {
     "hostile::write_file" => write_file,
     "hostile::env" => env,
     "hostile::connect" => connect,
+    "hostile::block" => block,
 }
 
 fn spin_forever(_: Value) -> Result<Value, String> {
@@ -311,11 +313,13 @@ fn connect(payload: ConnectProbe) -> Result<Value, String> {
 struct FanOut {
     count: usize,
     ms: u64,
+    function: Option<String>,
 }
 
 fn fan_out(payload: FanOut) -> Result<Value, String> {
+    let function = payload.function.as_deref().unwrap_or("test::spin");
     for started in 0..payload.count {
-        if let Err(err) = rill_guest::trigger_void("test::spin", &json!({ "ms": payload.ms })) {
+        if let Err(err) = rill_guest::trigger_void(function, &json!({ "ms": payload.ms })) {
             return Ok(json!({ "started": started, "error": format!("{}: {err}", err.kind()) }));
         }
     }
@@ -333,4 +337,15 @@ fn write_then_fail(payload: WriteThenFail) -> Result<Value, String> {
     writer.write_all(&vec![1u8; payload.bytes]).map_err(|e| e.to_string())?;
     // Returning drops the writer unclosed: its reader must see this error as the reason.
     Err("gave up half way".to_owned())
+}
+
+/// Holds an instance without using the CPU: waits for data that never comes, as a child
+/// blocked on a read would, until the host stops it at its deadline.
+fn block(_: Value) -> Result<Value, String> {
+    let channel = raw::create(raw::ChannelOptions { buffer_bytes: None }).map_err(|e| format!("{e:?}"))?;
+    // An empty write attaches the writer without sending anything: the channel then ends
+    // with this call (an unused end would keep it waiting for its ref to attach).
+    channel.writer.write(&[]).map_err(|e| format!("{e:?}"))?;
+    let item = channel.reader.next().map_err(|e| format!("{e:?}"))?;
+    Err(format!("hostile::block read {item:?} from a channel nobody writes"))
 }
