@@ -152,7 +152,8 @@ pub enum CallError {
     TimedOut,
     /// A host limit was reached (for example the call depth); the payload says which.
     LimitExceeded(String),
-    /// The function's component could not be loaded or instantiated.
+    /// The function's component could not be loaded or instantiated, or the host is at
+    /// capacity (retrying later may succeed).
     Unavailable(String),
     /// Not a WIT case: the call succeeded, but its result JSON could not be parsed or
     /// decoded into the type you asked for (for example by [`trigger_as`](crate::trigger_as)).
