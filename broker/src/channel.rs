@@ -21,8 +21,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::BrokerInner;
-use crate::budget::Budget;
-use crate::budget::try_add;
+use crate::budget::{Budget, try_add};
 use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES};
 use crate::ends::FailureCause;
 use crate::refs::AccessKey;
@@ -50,7 +49,7 @@ impl Item {
 }
 
 /// The writer end's lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum WriterState {
     Unattached,
     Attached,
@@ -81,15 +80,6 @@ impl AbortReason {
         }
     }
 }
-
-impl PartialEq for AbortReason {
-    /// Any two abort reasons are the same state: only the writer's lifecycle is compared.
-    fn eq(&self, _other: &AbortReason) -> bool {
-        true
-    }
-}
-
-impl Eq for AbortReason {}
 
 /// The reader end's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,7 +281,7 @@ impl Shared {
         if state.removed {
             return;
         }
-        if state.writer == WriterState::Unattached {
+        if matches!(state.writer, WriterState::Unattached) {
             state.writer = WriterState::Aborted(AbortReason::Given(reason.to_owned()));
         }
         if state.reader == ReaderState::Unattached {
@@ -482,7 +472,7 @@ impl Shared {
     /// Finish the writer as failed. A no-op if it already finished.
     pub(crate) fn abort(&self, reason: AbortReason) {
         let mut state = self.lock();
-        if state.writer != WriterState::Attached {
+        if !matches!(state.writer, WriterState::Attached) {
             return;
         }
         state.writer = WriterState::Aborted(reason);
@@ -569,6 +559,28 @@ impl Shared {
         release.apply(self);
     }
 
+    /// The reader end's lifecycle, as the writer may see it.
+    pub(crate) fn reader_status(&self) -> crate::ends::ReaderStatus {
+        use crate::ends::ReaderStatus;
+        match self.lock().reader {
+            ReaderState::Unattached => ReaderStatus::Unattached,
+            ReaderState::Attached => ReaderStatus::Reading,
+            ReaderState::Done(_) => ReaderStatus::Finished,
+            ReaderState::Dropped => ReaderStatus::Dropped,
+        }
+    }
+
+    /// The writer end's lifecycle, as the reader may see it.
+    pub(crate) fn writer_status(&self) -> crate::ends::WriterStatus {
+        use crate::ends::WriterStatus;
+        match self.lock().writer {
+            WriterState::Unattached => WriterStatus::Unattached,
+            WriterState::Attached => WriterStatus::Writing,
+            WriterState::Closed => WriterStatus::Closed,
+            WriterState::Aborted(_) => WriterStatus::Aborted,
+        }
+    }
+
     /// Free the channel once both ends are finished.
     fn release_if_finished(&self, state: &mut State) -> Release {
         let writer_done = matches!(state.writer, WriterState::Closed | WriterState::Aborted(_));
@@ -583,31 +595,9 @@ impl Shared {
     }
 }
 
-impl Shared {
-    pub(crate) fn reader_status(&self) -> crate::ends::ReaderStatus {
-        use crate::ends::ReaderStatus;
-        match self.lock().reader {
-            ReaderState::Unattached => ReaderStatus::Unattached,
-            ReaderState::Attached => ReaderStatus::Reading,
-            ReaderState::Done(_) => ReaderStatus::Finished,
-            ReaderState::Dropped => ReaderStatus::Dropped,
-        }
-    }
-
-    pub(crate) fn writer_status(&self) -> crate::ends::WriterStatus {
-        use crate::ends::WriterStatus;
-        match self.lock().writer {
-            WriterState::Unattached => WriterStatus::Unattached,
-            WriterState::Attached => WriterStatus::Writing,
-            WriterState::Closed => WriterStatus::Closed,
-            WriterState::Aborted(_) => WriterStatus::Aborted,
-        }
-    }
-}
-
 impl State {
     fn has_unattached_end(&self) -> bool {
-        self.writer == WriterState::Unattached || self.reader == ReaderState::Unattached
+        matches!(self.writer, WriterState::Unattached) || self.reader == ReaderState::Unattached
     }
 
     fn wake_both(&mut self) {

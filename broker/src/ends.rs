@@ -248,7 +248,7 @@ impl Writer {
 
     /// Whether this writer attached its end and has not yet closed or aborted it.
     pub fn is_open(&self) -> bool {
-        self.end.attached().is_some_and(|s| s.lock().writer == WriterState::Attached)
+        self.end.attached().is_some_and(|s| matches!(s.lock().writer, WriterState::Attached))
     }
 
     /// What the reader has done so far. A caller that handed the reader ref away learns
