@@ -173,16 +173,7 @@ fn a_pipe_is_streamed_as_it_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("in.fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut child = rill()
-        .arg("transform::uppercase")
-        .arg("--reader-from")
-        .arg(format!("input={}", fifo.display()))
-        .arg("--writer-to")
-        .arg("output=-")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = uppercase_to_stdout(&fifo).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let (sender, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -399,6 +390,18 @@ fn mixed_case_file(path: &Path, len: usize) -> String {
 }
 
 /// Spawn `cmd` with stdout and stderr piped; stderr is collected on a thread.
+/// `rill call transform::uppercase --reader-from input=<input> --writer-to output=-`: the
+/// stream goes to stdout.
+fn uppercase_to_stdout(input: &Path) -> Command {
+    let mut cmd = rill();
+    cmd.arg("transform::uppercase")
+        .arg("--reader-from")
+        .arg(format!("input={}", input.display()))
+        .arg("--writer-to")
+        .arg("output=-");
+    cmd
+}
+
 fn spawn_piped(cmd: &mut Command) -> (std::process::Child, std::thread::JoinHandle<String>) {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -431,12 +434,7 @@ fn piped_output_is_the_stream_alone_and_the_result_goes_to_stderr() {
     let input = dir.path().join("in.txt");
     let len = 6 << 20;
     let expected = mixed_case_file(&input, len);
-    let output = run(rill()
-        .arg("transform::uppercase")
-        .arg("--reader-from")
-        .arg(format!("input={}", input.display()))
-        .arg("--writer-to")
-        .arg("output=-"));
+    let output = run(&mut uppercase_to_stdout(&input));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(output.stdout.len(), len, "stdout holds the stream and nothing else");
@@ -450,14 +448,7 @@ fn result_to_writes_the_result_to_its_file() {
     let input = dir.path().join("in.txt");
     let result = dir.path().join("result.json");
     let expected = mixed_case_file(&input, 100_000);
-    let output = run(rill()
-        .arg("transform::uppercase")
-        .arg("--reader-from")
-        .arg(format!("input={}", input.display()))
-        .arg("--writer-to")
-        .arg("output=-")
-        .arg("--result-to")
-        .arg(&result));
+    let output = run(uppercase_to_stdout(&input).arg("--result-to").arg(&result));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(sha256_hex(&output.stdout), expected);
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -481,14 +472,7 @@ fn a_slow_consumer_gets_every_byte() {
     let input = dir.path().join("in.txt");
     let len = 3_000_000;
     let expected = mixed_case_file(&input, len);
-    let (mut child, stderr) = spawn_piped(
-        rill()
-            .arg("transform::uppercase")
-            .arg("--reader-from")
-            .arg(format!("input={}", input.display()))
-            .arg("--writer-to")
-            .arg("output=-"),
-    );
+    let (mut child, stderr) = spawn_piped(&mut uppercase_to_stdout(&input));
     let mut stdout = child.stdout.take().unwrap();
     let started = Instant::now();
     let mut received = Vec::new();
@@ -672,14 +656,7 @@ fn a_consumer_that_closes_the_pipe_is_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     mixed_case_file(&input, 16 << 20);
-    let (mut child, stderr) = spawn_piped(
-        rill()
-            .arg("transform::uppercase")
-            .arg("--reader-from")
-            .arg(format!("input={}", input.display()))
-            .arg("--writer-to")
-            .arg("output=-"),
-    );
+    let (mut child, stderr) = spawn_piped(&mut uppercase_to_stdout(&input));
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 100];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
