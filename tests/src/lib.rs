@@ -2,8 +2,8 @@
 //!
 //! Guests are built by the harness, never by hand: [`guest`] builds a guest crate from
 //! `guests/rust/` with the host's own builder ([`rill::rust_guest`]) once per test
-//! process and returns its component. [`host_with`] registers the example, scenario and
-//! hostile functions from those prebuilt components.
+//! process and returns its component. [`host_with`] registers the example, scenario,
+//! contract and hostile functions from those prebuilt components.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a panic is a test failure")]
 
@@ -92,7 +92,7 @@ pub const EXAMPLE_FUNCTIONS: &[(&str, &str)] = &[
     ("words::count", "examples/progress"),
 ];
 
-/// A host serving the example, scenario and hostile functions, with `config`.
+/// A host serving the example, scenario, contract and hostile functions, with `config`.
 pub fn host_with(config: HostConfig) -> Host {
     host_with_functions(config, &[])
 }
