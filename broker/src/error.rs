@@ -1,5 +1,7 @@
 //! The one error type of channel operations.
 
+use rill_protocol::ChannelErrorKind;
+
 /// Why a channel operation failed.
 ///
 /// The variants mirror the WIT `channel-error` variant one to one, so every transport
@@ -45,35 +47,32 @@ pub enum ChannelError {
 }
 
 impl ChannelError {
+    /// This error's case of the WIT `channel-error` variant.
+    pub fn error_kind(&self) -> ChannelErrorKind {
+        match self {
+            ChannelError::NotFound => ChannelErrorKind::NotFound,
+            ChannelError::AlreadyAttached => ChannelErrorKind::AlreadyAttached,
+            ChannelError::Closed => ChannelErrorKind::Closed,
+            ChannelError::Aborted(_) => ChannelErrorKind::Aborted,
+            ChannelError::TimedOut => ChannelErrorKind::TimedOut,
+            ChannelError::LimitExceeded { .. } => ChannelErrorKind::LimitExceeded,
+            ChannelError::Finished => ChannelErrorKind::Finished,
+            ChannelError::InvalidArgument(_) => ChannelErrorKind::InvalidArgument,
+        }
+    }
+
     /// The stable name of this error's kind, as spelled in the WIT contract
     /// (`"not-found"`, `"already-attached"`, …). Useful in logs and test assertions.
     pub fn kind(&self) -> &'static str {
-        match self {
-            ChannelError::NotFound => "not-found",
-            ChannelError::AlreadyAttached => "already-attached",
-            ChannelError::Closed => "closed",
-            ChannelError::Aborted(_) => "aborted",
-            ChannelError::TimedOut => "timed-out",
-            ChannelError::LimitExceeded { .. } => "limit-exceeded",
-            ChannelError::Finished => "finished",
-            ChannelError::InvalidArgument(_) => "invalid-argument",
-        }
+        self.error_kind().wit_name()
     }
 }
 
+/// Each case becomes the [`std::io::ErrorKind`] that
+/// [`ChannelErrorKind::io_kind`] names (the same in every SDK), with the `ChannelError`
+/// kept as the inner error.
 impl From<ChannelError> for std::io::Error {
     fn from(err: ChannelError) -> Self {
-        use std::io::ErrorKind;
-        let kind = match &err {
-            ChannelError::NotFound => ErrorKind::NotFound,
-            ChannelError::AlreadyAttached => ErrorKind::AddrInUse,
-            ChannelError::Closed => ErrorKind::BrokenPipe,
-            ChannelError::Aborted(_) => ErrorKind::ConnectionAborted,
-            ChannelError::TimedOut => ErrorKind::TimedOut,
-            ChannelError::LimitExceeded { .. } => ErrorKind::QuotaExceeded,
-            ChannelError::Finished => ErrorKind::NotConnected,
-            ChannelError::InvalidArgument(_) => ErrorKind::InvalidInput,
-        };
-        std::io::Error::new(kind, err)
+        std::io::Error::new(err.error_kind().io_kind(), err)
     }
 }

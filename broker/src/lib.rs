@@ -74,4 +74,4 @@ pub use config::{
 };
 pub use ends::{FailureCause, Reader, ReaderStatus, Writer, WriterStatus};
 pub use error::ChannelError;
-pub use refs::{ChannelRef, Direction, RefParseError};
+pub use rill_protocol::{ChannelErrorKind, ChannelRef, Direction, RefParseError};

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::io;
 
+use rill_protocol::{CallErrorKind, ChannelErrorKind};
+
 use crate::bindings::rill::host::{channels as wit_channels, functions as wit_functions};
 
 /// Why a channel operation failed. Mirrors the WIT `channel-error` variant.
@@ -43,15 +45,21 @@ impl ChannelError {
     /// `"aborted"`, `"timed-out"`, `"limit-exceeded"`, `"finished"` or
     /// `"invalid-argument"`.
     pub fn kind(&self) -> &'static str {
+        self.error_kind().wit_name()
+    }
+
+    /// This error's case of the WIT `channel-error` variant, from the vocabulary shared
+    /// with the host.
+    pub fn error_kind(&self) -> ChannelErrorKind {
         match self {
-            Self::NotFound => "not-found",
-            Self::AlreadyAttached => "already-attached",
-            Self::Closed => "closed",
-            Self::Aborted(_) => "aborted",
-            Self::TimedOut => "timed-out",
-            Self::LimitExceeded(_) => "limit-exceeded",
-            Self::Finished => "finished",
-            Self::InvalidArgument(_) => "invalid-argument",
+            Self::NotFound => ChannelErrorKind::NotFound,
+            Self::AlreadyAttached => ChannelErrorKind::AlreadyAttached,
+            Self::Closed => ChannelErrorKind::Closed,
+            Self::Aborted(_) => ChannelErrorKind::Aborted,
+            Self::TimedOut => ChannelErrorKind::TimedOut,
+            Self::LimitExceeded(_) => ChannelErrorKind::LimitExceeded,
+            Self::Finished => ChannelErrorKind::Finished,
+            Self::InvalidArgument(_) => ChannelErrorKind::InvalidArgument,
         }
     }
 
@@ -76,18 +84,10 @@ impl ChannelError {
         error.get_ref()?.downcast_ref::<ChannelError>()
     }
 
-    /// The [`io::ErrorKind`] this error maps to when it crosses into `std::io`.
+    /// The [`io::ErrorKind`] this error maps to when it crosses into `std::io`: the same
+    /// as on the host ([`ChannelErrorKind::io_kind`]).
     pub fn io_error_kind(&self) -> io::ErrorKind {
-        match self {
-            Self::NotFound => io::ErrorKind::NotFound,
-            Self::AlreadyAttached => io::ErrorKind::ResourceBusy,
-            Self::Closed => io::ErrorKind::BrokenPipe,
-            Self::Aborted(_) => io::ErrorKind::ConnectionAborted,
-            Self::TimedOut => io::ErrorKind::TimedOut,
-            Self::LimitExceeded(_) => io::ErrorKind::QuotaExceeded,
-            Self::Finished => io::ErrorKind::Other,
-            Self::InvalidArgument(_) => io::ErrorKind::InvalidInput,
-        }
+        self.error_kind().io_kind()
     }
 }
 
@@ -165,15 +165,24 @@ impl CallError {
     /// `"timed-out"`, `"limit-exceeded"`, `"unavailable"`, plus `"invalid-output"` for
     /// [`CallError::InvalidOutput`].
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::NotFound(_) => "not-found",
-            Self::InvalidInput(_) => "invalid-input",
-            Self::Failed(_) => "failed",
-            Self::TimedOut => "timed-out",
-            Self::LimitExceeded(_) => "limit-exceeded",
-            Self::Unavailable(_) => "unavailable",
-            Self::InvalidOutput(_) => "invalid-output",
+        match self.error_kind() {
+            Some(kind) => kind.wit_name(),
+            None => "invalid-output",
         }
+    }
+
+    /// This error's case of the WIT `call-error` variant, from the vocabulary shared with
+    /// the host; `None` for [`CallError::InvalidOutput`], which is the SDK's own.
+    pub fn error_kind(&self) -> Option<CallErrorKind> {
+        Some(match self {
+            Self::NotFound(_) => CallErrorKind::NotFound,
+            Self::InvalidInput(_) => CallErrorKind::InvalidInput,
+            Self::Failed(_) => CallErrorKind::Failed,
+            Self::TimedOut => CallErrorKind::TimedOut,
+            Self::LimitExceeded(_) => CallErrorKind::LimitExceeded,
+            Self::Unavailable(_) => CallErrorKind::Unavailable,
+            Self::InvalidOutput(_) => return None,
+        })
     }
 
     /// The message carried by the case, `None` for [`CallError::TimedOut`].

@@ -103,7 +103,7 @@ pub use call::{
     trigger_void_with, trigger_with,
 };
 pub use channel::{Channel, ChannelReader, ChannelWriter, Item, Items, MAX_WRITE_BYTES};
-pub use channel_ref::{ChannelRef, Direction, extract_channel_refs, is_channel_ref};
+pub use channel_ref::{ChannelRef, Direction, RefParseError, extract_channel_refs, is_channel_ref};
 pub use error::{CallError, ChannelError};
 #[doc(hidden)]
 pub use export::__private;

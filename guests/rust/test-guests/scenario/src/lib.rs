@@ -531,7 +531,7 @@ fn pipeline(payload: PipelinePayload) -> Result<Value, String> {
     drop(channel.reader);
 
     let mut read_payload = payload.read.unwrap_or_default();
-    read_payload.insert("reader".to_owned(), channel.reader_ref.to_json());
+    read_payload.insert("reader".to_owned(), channel.reader_ref.to_value());
     let function = payload.reader_function.as_deref().unwrap_or("test::read");
     let consumer = match rill_guest::spawn(function, &read_payload) {
         Ok(consumer) => consumer,

@@ -1,0 +1,28 @@
+//! # rill-protocol: the words rill and its guests share on the wire
+//!
+//! One definition, used by the channel broker, the host, the Rust guest SDK (and the
+//! coming server and other SDKs' conformance tests), of:
+//!
+//! - [`ChannelRef`] and [`Direction`]: a ref's JSON is iii's, exactly —
+//!   `{"channel_id": "…", "access_key": "…", "direction": "read"}` — parsed by one strict
+//!   rule (the three keys, with those types, and nothing else) and printed by `Debug`
+//!   without its secret key;
+//! - [`extract_channel_refs`]: every ref inside a JSON payload, with its path;
+//! - [`ChannelErrorKind`] and [`CallErrorKind`]: the error cases with their WIT names and,
+//!   for channels, the [`std::io::ErrorKind`] each becomes.
+//!
+//! The crate needs only `serde` and `serde_json` (no async runtime), so it builds for
+//! `wasm32-wasip2` guests as well as for hosts. `conformance/refs.json` lists valid and
+//! invalid refs; every SDK's tests parse it and must agree with [`ChannelRef::from_value`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error_kind;
+mod refs;
+
+pub use error_kind::{CallErrorKind, ChannelErrorKind};
+pub use refs::{ChannelRef, Direction, RefParseError, extract_channel_refs, is_channel_ref};
+
+/// The conformance table of refs (`conformance/refs.json`), for SDK tests.
+pub const REFS_CONFORMANCE_JSON: &str = include_str!("../conformance/refs.json");
