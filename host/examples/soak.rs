@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rill::{BrokerConfig, ComponentSource, Host, HostConfig};
+use rill::{BrokerConfig, CallOptions, ComponentSource, Host, HostConfig};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -62,8 +62,9 @@ async fn main() -> anyhow::Result<()> {
     println!("soaking for {minutes} min; RSS at start {} MiB", rss_mib());
     while Instant::now() < end {
         let attacks = async {
-            let timeout = Some(Duration::from_millis(200));
-            let _ = host.trigger_with_timeout("hostile::loop", "{}".into(), timeout).await;
+            let timeout = Duration::from_millis(200);
+            let _ =
+                host.trigger_with("hostile::loop", "{}".into(), &CallOptions::new().timeout(timeout)).await;
             let _ = host.trigger("hostile::memory_bomb", &json!({})).await;
             let _ = host.trigger("hostile::channel_flood", &json!({ "count": 100_000 })).await;
             let _ = host.trigger("hostile::handle_flood", &json!({ "count": 100_000 })).await;

@@ -260,21 +260,22 @@ impl Host {
         function_id: &str,
         payload: String,
     ) -> impl Future<Output = Result<String, CallError>> + Send + 'static {
-        self.trigger_with_timeout(function_id, payload, None)
+        self.trigger_with(function_id, payload, &CallOptions::default())
     }
 
-    /// Like [`Host::trigger_json`], with an explicit timeout.
+    /// Like [`Host::trigger_json`], with [`CallOptions`] (the WIT's `call-options`, as a
+    /// guest's `trigger` takes them).
     ///
     /// # Errors
     ///
     /// As [`Host::trigger_json`].
-    pub fn trigger_with_timeout(
+    pub fn trigger_with(
         &self,
         function_id: &str,
         payload: String,
-        timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<String, CallError>> + Send + 'static {
-        let prepared = self.inner.prepare(function_id, payload, None, timeout);
+        options: &CallOptions,
+    ) -> impl Future<Output = Result<String, CallError>> + Send + 'static + use<> {
+        let prepared = self.inner.prepare(function_id, payload, None, options.timeout);
         async move { prepared?.call().await }
     }
 
@@ -319,6 +320,35 @@ impl Host {
                 function_id: function_id.to_owned(),
                 message: crate::call::error_chain(&err),
             })
+    }
+}
+
+/// Options for one call: the WIT's `call-options`, for calls from the embedding API
+/// ([`Host::trigger_with`]).
+///
+/// ```
+/// # use std::time::Duration;
+/// let options = rill::CallOptions::new().timeout(Duration::from_secs(5));
+/// assert_eq!(options.timeout, Some(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Wall-clock budget of the call. `None` uses the function's
+    /// [`Limits::timeout`](crate::Limits::timeout).
+    pub timeout: Option<Duration>,
+}
+
+impl CallOptions {
+    /// The defaults: the function's own timeout.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// Give the call `timeout` of wall-clock time instead of the function's own.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
     }
 }
 

@@ -59,8 +59,8 @@ pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
 pub use error::{CallError, HostError, LoadError};
 pub use host::{
-    DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig,
-    TABLE_KEEP_RESIDENT_BYTES,
+    CallOptions, DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder,
+    HostConfig, TABLE_KEEP_RESIDENT_BYTES,
 };
 pub use limits::Limits;
 pub use rill_broker::{

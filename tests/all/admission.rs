@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use rill::{CallError, FunctionConfig, Host, HostConfig, Limits};
+use rill::{CallError, CallOptions, FunctionConfig, Host, HostConfig, Limits};
 use rill_tests::{assert_no_leaks, host_with_functions, hostile_component};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -37,7 +37,13 @@ fn block_limited_to(max: usize) -> (&'static str, FunctionConfig) {
 /// `timeout`.
 fn start_blocks(host: &Host, count: usize, timeout: Duration) -> Vec<JoinHandle<Result<String, CallError>>> {
     (0..count)
-        .map(|_| tokio::spawn(host.trigger_with_timeout("hostile::block", "{}".into(), Some(timeout))))
+        .map(|_| {
+            tokio::spawn(host.trigger_with(
+                "hostile::block",
+                "{}".into(),
+                &CallOptions::new().timeout(timeout),
+            ))
+        })
         .collect()
 }
 
@@ -85,7 +91,9 @@ async fn pool_wait_violated() {
     until_blocking(&host, 2).await;
     // Waiting counts against the call's own deadline, far before a slot frees up.
     let started = Instant::now();
-    let err = host.trigger_with_timeout("test::echo", "1".into(), Some(Duration::from_millis(300))).await;
+    let err = host
+        .trigger_with("test::echo", "1".into(), &CallOptions::new().timeout(Duration::from_millis(300)))
+        .await;
     let err = err.unwrap_err();
     assert!(timed_out("test::echo")(&err), "{err:?}");
     let took = started.elapsed();
@@ -210,7 +218,11 @@ async fn flood(host: &Host, callers: usize) -> Vec<Value> {
     let payload = json!({ "count": FLOOD_CHILDREN, "ms": 0, "function": "hostile::block" }).to_string();
     let callers: Vec<_> = (0..callers)
         .map(|_| {
-            tokio::spawn(host.trigger_with_timeout("hostile::fan_out", payload.clone(), Some(FLOOD_DEADLINE)))
+            tokio::spawn(host.trigger_with(
+                "hostile::fan_out",
+                payload.clone(),
+                &CallOptions::new().timeout(FLOOD_DEADLINE),
+            ))
         })
         .collect();
     let mut results = Vec::new();
@@ -270,7 +282,9 @@ async fn a_flood_that_fills_the_pool_makes_others_wait_only_until_their_deadline
     until_blocking(&host, 16).await;
 
     let waited = Instant::now();
-    let err = host.trigger_with_timeout("test::echo", "1".into(), Some(Duration::from_millis(400))).await;
+    let err = host
+        .trigger_with("test::echo", "1".into(), &CallOptions::new().timeout(Duration::from_millis(400)))
+        .await;
     let err = err.unwrap_err();
     let took = waited.elapsed();
     assert!(timed_out("test::echo")(&err), "{err:?}");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rill::{CallError, ChannelOptions, ChannelRef, HostConfig, Item};
+use rill::{CallError, CallOptions, ChannelOptions, ChannelRef, HostConfig, Item};
 use rill_tests::{assert_no_leaks, call, host, host_with};
 use serde_json::{Value, json};
 
@@ -111,10 +111,10 @@ async fn a_void_call_runs_unobserved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_obeyed() {
     let host = host();
-    let result = host.trigger_with_timeout(
+    let result = host.trigger_with(
         "test::spin",
         json!({ "ms": 20 }).to_string(),
-        Some(Duration::from_secs(10)),
+        &CallOptions::new().timeout(Duration::from_secs(10)),
     );
     assert!(result.await.is_ok());
 }
@@ -124,7 +124,7 @@ async fn deadline_violated_by_a_spinning_guest() {
     let host = host();
     let started = Instant::now();
     let err = host
-        .trigger_with_timeout("test::spin", "{}".into(), Some(Duration::from_millis(200)))
+        .trigger_with("test::spin", "{}".into(), &CallOptions::new().timeout(Duration::from_millis(200)))
         .await
         .unwrap_err();
     assert!(
@@ -141,8 +141,13 @@ async fn deadline_violated_by_a_guest_blocked_in_a_host_call() {
     let mut writer = channel.writer;
     writer.write(&b"x"[..]).await.unwrap(); // attached, but nothing more ever comes
     let payload = json!({ "reader": channel.reader_ref });
-    let err =
-        host.trigger_with_timeout("test::read", payload.to_string(), Some(Duration::from_millis(200))).await;
+    let err = host
+        .trigger_with(
+            "test::read",
+            payload.to_string(),
+            &CallOptions::new().timeout(Duration::from_millis(200)),
+        )
+        .await;
     assert_eq!(err.unwrap_err().kind(), "timed-out");
     // The timed-out guest's reader went with its store: the writer learns it.
     assert_eq!(writer.write(&b"y"[..]).await.unwrap_err(), rill::ChannelError::Closed);
@@ -156,8 +161,13 @@ async fn a_callee_never_outlives_its_callers_deadline() {
     let started = Instant::now();
     // The inner call asks for 60 s, but its caller only has 300 ms.
     let payload = json!({ "function": "test::spin", "payload": {}, "timeout_ms": 60_000 });
-    let err =
-        host.trigger_with_timeout("test::call", payload.to_string(), Some(Duration::from_millis(300))).await;
+    let err = host
+        .trigger_with(
+            "test::call",
+            payload.to_string(),
+            &CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .await;
     assert_eq!(err.unwrap_err().kind(), "timed-out");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

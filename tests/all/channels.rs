@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rill::{BrokerConfig, ChannelOptions, HostConfig, Item};
+use rill::{BrokerConfig, CallOptions, ChannelOptions, HostConfig, Item};
 use rill_tests::{assert_no_leaks, call, host, host_with, pattern, sha256_hex};
 use serde_json::{Value, json};
 
@@ -171,7 +171,11 @@ async fn a_writer_that_times_out_aborts_its_stream() {
     let ops = json!([{ "op": "write_until_error", "chunk": 4096 }]);
     let payload = json!({ "writer": channel.writer_ref, "ops": ops });
     let err = host
-        .trigger_with_timeout("test::write", payload.to_string(), Some(Duration::from_millis(300)))
+        .trigger_with(
+            "test::write",
+            payload.to_string(),
+            &CallOptions::new().timeout(Duration::from_millis(300)),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "timed-out", "{err}");

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use rill::{ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
+use rill::{
+    CallOptions, ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES,
+    MAX_CACHE_ENTRIES,
+};
 use rill_tests::guest;
 use serde_json::json;
 
@@ -155,12 +158,13 @@ async fn pool_slots_obeyed() {
 async fn pool_slots_violated() {
     let host = pooled_host(Some(1));
     let spinner =
-        tokio::spawn(host.trigger_with_timeout("test::spin", json!({ "ms": 500 }).to_string(), None));
+        tokio::spawn(host.trigger_with("test::spin", json!({ "ms": 500 }).to_string(), &CallOptions::new()));
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     // The one slot is taken: a call waits for it, failing only if its deadline comes first
     // (more in `admission.rs`).
-    let short = Some(std::time::Duration::from_millis(100));
-    let err = host.trigger_with_timeout("test::echo", "1".into(), short).await.unwrap_err();
+    let short = std::time::Duration::from_millis(100);
+    let err =
+        host.trigger_with("test::echo", "1".into(), &CallOptions::new().timeout(short)).await.unwrap_err();
     assert!(
         matches!(&err, rill::CallError::TimedOut { function_id, .. } if function_id == "test::echo"),
         "{err:?}"

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use rill::{BrokerConfig, CallError, ChannelOptions, FunctionConfig, HostConfig, Item, Limits};
+use rill::{BrokerConfig, CallError, CallOptions, ChannelOptions, FunctionConfig, HostConfig, Item, Limits};
 use rill_tests::{
     assert_no_leaks, call, host_with, host_with_functions, hostile_component, rss_bytes, scenario_component,
     warm_up, with_bystander,
@@ -44,7 +44,11 @@ fn assert_rss_bounded() {
 async fn an_infinite_loop_times_out() {
     let host = hostile_host().await;
     let started = Instant::now();
-    let attack = host.trigger_with_timeout("hostile::loop", "{}".into(), Some(Duration::from_millis(300)));
+    let attack = host.trigger_with(
+        "hostile::loop",
+        "{}".into(),
+        &CallOptions::new().timeout(Duration::from_millis(300)),
+    );
     let err = with_bystander(&host, attack).await.unwrap_err();
     assert!(matches!(err, CallError::TimedOut { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
@@ -286,16 +290,16 @@ async fn a_reader_that_never_reads_blocks_the_writer_in_bounded_memory_until_it_
     let host = hostile_host().await;
     let buffer = rill::broker::MIN_BUFFER_BYTES;
     let channel = host.create_channel(&ChannelOptions::buffer_bytes(buffer)).unwrap();
-    let reader = host.trigger_with_timeout(
+    let reader = host.trigger_with(
         "hostile::never_read",
         json!({ "reader": channel.reader_ref }).to_string(),
-        Some(Duration::from_secs(2)),
+        &CallOptions::new().timeout(Duration::from_secs(2)),
     );
-    let writer = host.trigger_with_timeout(
+    let writer = host.trigger_with(
         "test::write",
         json!({ "writer": channel.writer_ref, "ops": [{ "op": "write_until_error", "chunk": 4096 }] })
             .to_string(),
-        Some(Duration::from_millis(600)),
+        &CallOptions::new().timeout(Duration::from_millis(600)),
     );
     let broker = host.broker().clone();
     let watch = async {
@@ -334,10 +338,10 @@ async fn fuel_obeyed_and_violated() {
             ("hostile::loop", FunctionConfig::new(hostile_component()).limits(scarce)),
         ],
     );
-    let spun = host.trigger_with_timeout(
+    let spun = host.trigger_with(
         "test::spin",
         json!({ "ms": 20 }).to_string(),
-        Some(Duration::from_secs(10)),
+        &CallOptions::new().timeout(Duration::from_secs(10)),
     );
     assert!(spun.await.is_ok(), "a metered guest within its fuel finishes");
     let err = with_bystander(&host, host.trigger("hostile::loop", &json!({}))).await.unwrap_err();
@@ -370,7 +374,7 @@ async fn spinning_guests_share_threads_and_stop_at_their_deadlines() {
     let started = Instant::now();
     let deadline = Duration::from_millis(500);
     let spinners: Vec<_> = (0..6)
-        .map(|_| host.trigger_with_timeout("hostile::loop", "{}".into(), Some(deadline)))
+        .map(|_| host.trigger_with("hostile::loop", "{}".into(), &CallOptions::new().timeout(deadline)))
         .map(tokio::spawn)
         .collect();
     // More spinners than threads, yet the host's timers still fire on time...

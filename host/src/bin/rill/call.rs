@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use rill::manifest::Manifest;
-use rill::{CallError, ChannelOptions, Host, HostConfig, Limits, ReaderStatus};
+use rill::{CallError, CallOptions, ChannelOptions, Host, HostConfig, Limits, ReaderStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -234,8 +234,11 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
         drains.push(Stream { field, path, task });
     }
 
-    let timeout = args.timeout_ms.map(Duration::from_millis);
-    let result = host.trigger_with_timeout(&args.function_id, payload, timeout).await;
+    let mut options = CallOptions::new();
+    if let Some(ms) = args.timeout_ms {
+        options = options.timeout(Duration::from_millis(ms));
+    }
+    let result = host.trigger_with(&args.function_id, payload, &options).await;
     returned.send_replace(true);
     let result = match result {
         Ok(result) => result,
