@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::FutureExt;
 use rill_broker::{Budget, ChannelOwner, FailureCause};
+use rill_protocol::FunctionId;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{ResourceTable, ResourceTableError};
@@ -50,10 +51,6 @@ use crate::admission::FunctionCalls;
 use crate::host::{Function, HostInner};
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MAX_TABLE_ELEMENTS};
 use crate::{CallError, Capabilities, stdio};
-
-/// Longest function id accepted (128 bytes). Ids are checked before lookup and before
-/// they reach a log line.
-pub const MAX_FUNCTION_ID_BYTES: usize = 128;
 
 /// The state of one running call: the store's data.
 pub(crate) struct Invocation {
@@ -173,12 +170,7 @@ impl HostInner {
         caller: Option<&CallScope>,
         timeout: Option<Duration>,
     ) -> Result<PreparedCall, CallError> {
-        if function_id.is_empty() || function_id.len() > MAX_FUNCTION_ID_BYTES {
-            return Err(CallError::InvalidInput(format!(
-                "a function id must be 1 to {MAX_FUNCTION_ID_BYTES} bytes long, not {}",
-                function_id.len()
-            )));
-        }
+        FunctionId::parse(function_id).map_err(|err| CallError::InvalidInput(err.to_string()))?;
         let function =
             self.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
         let limits = &function.limits;

@@ -7,13 +7,14 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use rill_broker::{Broker, BrokerConfig, Budget, ChannelError, ChannelOptions, NewChannel};
+use rill_protocol::FunctionId;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::admission::{Admission, DEFAULT_MAX_WAITING_CALLS};
 use crate::bindings::Function as FunctionWorld;
 use crate::cache::ComponentCache;
-use crate::call::{Invocation, MAX_FUNCTION_ID_BYTES};
+use crate::call::Invocation;
 use crate::component::{ComponentSlot, ComponentSource};
 use crate::error::boxed;
 use crate::manifest::Manifest;
@@ -419,11 +420,8 @@ impl HostBuilder {
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
         let mut functions = HashMap::new();
         for (id, config, limits) in registered {
-            if id.is_empty() || id.len() > MAX_FUNCTION_ID_BYTES || id.chars().any(char::is_control) {
-                return Err(HostError::FunctionId {
-                    id,
-                    reason: format!("ids are 1 to {MAX_FUNCTION_ID_BYTES} bytes without control characters"),
-                });
+            if let Err(err) = FunctionId::parse(&id) {
+                return Err(HostError::FunctionId { id, reason: err.to_string() });
             }
             if functions.contains_key(&id) {
                 return Err(HostError::FunctionId { id, reason: "registered twice".into() });

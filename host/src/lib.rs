@@ -53,7 +53,6 @@ mod stdio;
 
 pub use admission::DEFAULT_MAX_WAITING_CALLS;
 pub use cache::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
-pub use call::MAX_FUNCTION_ID_BYTES;
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
@@ -67,4 +66,5 @@ pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
     NewChannel, Reader, ReaderStatus, Writer, WriterStatus,
 };
+pub use rill_protocol::{FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
 pub use stdio::{MAX_LOG_LINE_BYTES, inert};

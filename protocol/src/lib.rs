@@ -8,6 +8,7 @@
 //!   rule (the three keys, with those types, and nothing else) and printed by `Debug`
 //!   without its secret key;
 //! - [`extract_channel_refs`]: every ref inside a JSON payload, with its path;
+//! - [`FunctionId`]: the one rule for what names a function;
 //! - [`ChannelErrorKind`] and [`CallErrorKind`]: the error cases with their WIT names and,
 //!   for channels, the [`std::io::ErrorKind`] each becomes.
 //!
@@ -19,9 +20,11 @@
 #![deny(missing_docs)]
 
 mod error_kind;
+mod function_id;
 mod refs;
 
 pub use error_kind::{CallErrorKind, ChannelErrorKind};
+pub use function_id::{FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
 pub use refs::{ChannelRef, Direction, RefParseError, extract_channel_refs, is_channel_ref};
 
 /// The conformance table of refs (`conformance/refs.json`), for SDK tests.

@@ -239,9 +239,15 @@ async fn function_id_length_violated() {
     let host = host();
     let long = "x".repeat(rill::MAX_FUNCTION_ID_BYTES + 1);
     let err = host.trigger(&long, &json!({})).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid-input");
+    assert_eq!(
+        err,
+        CallError::InvalidInput(format!("a function id must be 1 to 128 bytes long, not {}", long.len()))
+    );
     let err = host.trigger("", &json!({})).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid-input");
+    assert_eq!(err, CallError::InvalidInput("a function id cannot be empty".into()));
+    // The same rule as for registering: no control characters.
+    let err = host.trigger("test::echo\n", &json!({})).await.unwrap_err();
+    assert_eq!(err, CallError::InvalidInput("a function id cannot hold control characters".into()));
 }
 
 #[tokio::test]
