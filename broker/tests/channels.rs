@@ -723,3 +723,33 @@ async fn a_dropped_writer_aborts_at_once_with_the_reason_known_when_the_reader_g
     assert_eq!(again, first);
     assert_eq!(broker.stats().live_channels, 0);
 }
+
+#[tokio::test]
+async fn each_end_can_tell_what_the_other_did() {
+    use rill_broker::{ReaderStatus, WriterStatus};
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    assert_eq!(
+        (writer.reader_status(), reader.writer_status()),
+        (ReaderStatus::Unattached, WriterStatus::Unattached)
+    );
+    writer.write(&b"ab"[..]).await.unwrap();
+    assert_eq!(reader.writer_status(), WriterStatus::Writing);
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("ab".into()))));
+    assert_eq!(writer.reader_status(), ReaderStatus::Reading);
+    writer.close().unwrap();
+    assert_eq!(reader.writer_status(), WriterStatus::Closed);
+    assert_eq!(reader.next().await, Ok(None));
+    assert_eq!(writer.reader_status(), ReaderStatus::Finished);
+
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"ab"[..]).await.unwrap();
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes("ab".into()))));
+    drop(reader);
+    assert_eq!(writer.reader_status(), ReaderStatus::Dropped);
+    drop(writer);
+
+    let NewChannel { mut writer, reader, .. } = channel(&broker);
+    writer.abort("no");
+    assert_eq!(reader.writer_status(), WriterStatus::Aborted);
+}
