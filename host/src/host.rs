@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
 
 use rill_broker::{Broker, BrokerConfig, Budget, ChannelError, ChannelOptions, NewChannel};
-use rill_protocol::FunctionId;
+use rill_protocol::{CallOptions, FunctionId};
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -321,35 +320,6 @@ impl Host {
                 function_id: function_id.to_owned(),
                 message: crate::call::error_chain(&err),
             })
-    }
-}
-
-/// Options for one call: the WIT's `call-options`, for calls from the embedding API
-/// ([`Host::trigger_with`]).
-///
-/// ```
-/// # use std::time::Duration;
-/// let options = rill::CallOptions::new().timeout(Duration::from_secs(5));
-/// assert_eq!(options.timeout, Some(Duration::from_secs(5)));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CallOptions {
-    /// Wall-clock budget of the call. `None` uses the function's
-    /// [`Limits::timeout`](crate::Limits::timeout).
-    pub timeout: Option<Duration>,
-}
-
-impl CallOptions {
-    /// The defaults: the function's own timeout.
-    pub fn new() -> CallOptions {
-        CallOptions::default()
-    }
-
-    /// Give the call `timeout` of wall-clock time instead of the function's own.
-    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
-        self.timeout = Some(timeout);
-        self
     }
 }
 

@@ -58,13 +58,13 @@ pub use component::ComponentSource;
 pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
 pub use error::{CallError, HostError, LoadError};
 pub use host::{
-    CallOptions, DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder,
-    HostConfig, TABLE_KEEP_RESIDENT_BYTES,
+    DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig,
+    TABLE_KEEP_RESIDENT_BYTES,
 };
 pub use limits::Limits;
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
     NewChannel, Reader, ReaderStatus, Writer, WriterStatus,
 };
-pub use rill_protocol::{FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
+pub use rill_protocol::{CallOptions, FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
 pub use stdio::{MAX_LOG_LINE_BYTES, inert};

@@ -8,7 +8,7 @@
 //!   rule (the three keys, with those types, and nothing else) and printed by `Debug`
 //!   without its secret key;
 //! - [`extract_channel_refs`]: every ref inside a JSON payload, with its path;
-//! - [`FunctionId`]: the one rule for what names a function;
+//! - [`FunctionId`]: the one rule for what names a function, and [`CallOptions`];
 //! - [`ChannelErrorKind`] and [`CallErrorKind`]: the error cases with their WIT names and,
 //!   for channels, the [`std::io::ErrorKind`] each becomes.
 //!
@@ -19,10 +19,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod call_options;
 mod error_kind;
 mod function_id;
 mod refs;
 
+pub use call_options::CallOptions;
 pub use error_kind::{CallErrorKind, ChannelErrorKind};
 pub use function_id::{FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
 pub use refs::{ChannelRef, Direction, RefParseError, extract_channel_refs, is_channel_ref};

@@ -5,9 +5,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
-use crate::CallError;
 use crate::bindings::functions as wit;
 use crate::call::{Invocation, finish};
+use crate::{CallError, CallOptions};
 
 /// The resource behind a guest's `pending-call`: the task running the call, until
 /// someone waits for it. Dropping it detaches the task, which still ends by its deadline.
@@ -32,8 +32,9 @@ pub(crate) fn to_wit_error(err: CallError) -> wit::CallError {
     }
 }
 
+/// The guest's `call-options` as the host's [`CallOptions`] (one type for both sides).
 fn timeout(options: &wit::CallOptions) -> Option<Duration> {
-    options.timeout_ms.map(Duration::from_millis)
+    CallOptions::from_timeout_ms(options.timeout_ms).timeout
 }
 
 impl wit::Host for Invocation {

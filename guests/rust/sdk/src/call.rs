@@ -6,8 +6,6 @@
 //! deserializes. Large or stream-shaped data goes through a [`Channel`](crate::Channel): put
 //! a [`ChannelRef`](crate::ChannelRef) in the payload instead.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,36 +13,18 @@ use serde_json::Value;
 use crate::CallError;
 use crate::bindings::rill::host::functions as wit;
 
-/// Options for a call. The default uses the host's default timeout.
+/// Options for a call, shared with the host ([`rill_protocol::CallOptions`]). The default
+/// uses the function's own timeout.
 ///
 /// ```ignore
 /// let options = CallOptions::new().timeout(Duration::from_secs(5));
 /// let result = rill_guest::trigger_with("files::process", &payload, &options)?;
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct CallOptions {
-    /// Wall-clock budget for the call; `None` uses the host's default. A call never
-    /// outlives its caller's own deadline, whatever this says.
-    pub timeout: Option<Duration>,
-}
+pub use rill_protocol::CallOptions;
 
-impl CallOptions {
-    /// Options with every field at its default.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the call's wall-clock budget (sent to the host in whole milliseconds).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    fn to_wit(self) -> wit::CallOptions {
-        wit::CallOptions {
-            timeout_ms: self.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        }
-    }
+/// The WIT record for `options`.
+fn to_wit(options: &CallOptions) -> wit::CallOptions {
+    wit::CallOptions { timeout_ms: options.timeout_ms() }
 }
 
 /// A call started with [`spawn`]; collect its result with [`wait`](Self::wait).
@@ -87,7 +67,7 @@ pub fn trigger_with(
     options: &CallOptions,
 ) -> Result<Value, CallError> {
     let json = encode_payload(payload)?;
-    parse_result(wit::trigger(function_id, &json, options.to_wit())?)
+    parse_result(wit::trigger(function_id, &json, to_wit(options))?)
 }
 
 /// [`trigger`], decoding the result JSON into `T`.
@@ -108,7 +88,7 @@ pub fn trigger_as_with<T: DeserializeOwned>(
     options: &CallOptions,
 ) -> Result<T, CallError> {
     let json = encode_payload(payload)?;
-    decode_result(wit::trigger(function_id, &json, options.to_wit())?)
+    decode_result(wit::trigger(function_id, &json, to_wit(options))?)
 }
 
 /// Starts a call and returns at once; collect the result with [`PendingCall::wait`].
@@ -126,7 +106,7 @@ pub fn spawn_with(
     options: &CallOptions,
 ) -> Result<PendingCall, CallError> {
     let json = encode_payload(payload)?;
-    let inner = wit::spawn(function_id, &json, options.to_wit())?;
+    let inner = wit::spawn(function_id, &json, to_wit(options))?;
     Ok(PendingCall { inner })
 }
 
@@ -143,7 +123,7 @@ pub fn trigger_void_with(
     options: &CallOptions,
 ) -> Result<(), CallError> {
     let json = encode_payload(payload)?;
-    Ok(wit::trigger_void(function_id, &json, options.to_wit())?)
+    Ok(wit::trigger_void(function_id, &json, to_wit(options))?)
 }
 
 fn encode_payload(payload: &impl Serialize) -> Result<String, CallError> {
@@ -164,15 +144,17 @@ fn decode_result<T: DeserializeOwned>(json: String) -> Result<T, CallError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn timeout_is_sent_in_milliseconds() {
-        assert_eq!(CallOptions::new().to_wit().timeout_ms, None);
+        assert_eq!(to_wit(&CallOptions::new()).timeout_ms, None);
         let options = CallOptions::new().timeout(Duration::from_millis(1500));
-        assert_eq!(options.to_wit().timeout_ms, Some(1500));
+        assert_eq!(to_wit(&options).timeout_ms, Some(1500));
         let huge = CallOptions::new().timeout(Duration::MAX);
-        assert_eq!(huge.to_wit().timeout_ms, Some(u64::MAX));
+        assert_eq!(to_wit(&huge).timeout_ms, Some(u64::MAX));
     }
 
     #[test]
