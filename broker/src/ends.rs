@@ -48,7 +48,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::channel::{AbortReason, Item, Shared, WriterState};
+use crate::channel::{AbortReason, Item, Shared};
 use crate::config::bounded_reason;
 use crate::{ChannelError, Direction, MAX_CHUNK_BYTES};
 
@@ -244,11 +244,6 @@ impl Writer {
         if let Ok(shared) = self.end.shared(Direction::Write) {
             shared.abort(AbortReason::Given(bounded_reason(reason.into())));
         }
-    }
-
-    /// Whether this writer attached its end and has not yet closed or aborted it.
-    pub fn is_open(&self) -> bool {
-        self.end.attached().is_some_and(|s| matches!(s.lock().writer, WriterState::Attached))
     }
 
     /// What the reader has done so far. A caller that handed the reader ref away learns
