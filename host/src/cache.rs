@@ -41,14 +41,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Most compiled components kept in a cache directory. Bounds its disk use as
-/// components change (a small Rust component compiles to a few hundred KiB, a Python
-/// one to tens of MiB).
-pub const MAX_CACHE_ENTRIES: usize = 256;
-
-/// Most bytes of compiled components kept in a cache directory (1 GiB), whatever their
-/// number.
-pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+use crate::limits::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 
 /// Temporary files are named with this prefix until they are renamed into place.
 const TEMP_PREFIX: &str = ".rill-tmp-";

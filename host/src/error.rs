@@ -4,6 +4,7 @@
 //!   `trigger`, the CLI) can act on.
 //! - [`LoadError`]: why a function's component could not be made ready to run.
 //! - [`HostError`]: why a host could not be built.
+//! - [`ManifestError`]: why a `rill.toml` could not be used.
 //!
 //! Channel operations report [`ChannelError`](crate::ChannelError) from the broker.
 
@@ -98,6 +99,19 @@ impl CallError {
             CallError::Unavailable { .. } => "unavailable",
         }
     }
+
+    /// A panic in the host while it ran a call, as that call's failure.
+    pub(crate) fn host_panicked(function_id: String, panic: &(dyn std::any::Any + Send)) -> CallError {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        CallError::Trapped {
+            function_id,
+            message: format!("the host panicked while running the call: {what}"),
+        }
+    }
 }
 
 /// Why a function's component could not be made ready to run.
@@ -149,7 +163,7 @@ pub enum LoadError {
 pub enum HostError {
     /// The manifest could not be read or parsed.
     #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] ManifestError),
     /// A function id was registered twice or is malformed.
     #[error("invalid function id {id:?}: {reason}")]
     FunctionId {
@@ -164,6 +178,42 @@ pub enum HostError {
     /// No tokio runtime is running; the host needs one for its tasks and timers.
     #[error("a host must be built inside a tokio runtime (use #[tokio::main] or Runtime::enter)")]
     NoRuntime,
+}
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read the manifest {}", path.display())]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid manifest.
+    #[error("invalid manifest {}", path.display())]
+    Parse {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Where and why parsing failed.
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Box an engine error as a standard error, for `#[source]` fields.

@@ -50,6 +50,45 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// monopolise a runtime thread (about a millisecond of compute).
 pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
+// Host-wide bounds: the engine, the instance pool, admission, guest output and the
+// compiled-component cache.
+
+/// How often the epoch advances (10 ms, as Spin does). A runaway guest is stopped at most
+/// about one tick after its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most wasm frames kept in a trap's backtrace. Bounds the size of the messages a
+/// deeply recursing guest can make the host build.
+pub const MAX_BACKTRACE_FRAMES: usize = 32;
+
+/// Default of [`HostConfig::keep_resident_bytes`](crate::HostConfig::keep_resident_bytes) (2 MiB): enough for the memory a small
+/// Rust or C guest touches in a call (a 1 MiB shadow stack plus data and heap).
+pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 2 << 20;
+
+/// Bytes of each pooled table kept mapped and reset in place when a call ends (64 KiB,
+/// 8,192 function references); see [`HostConfig::keep_resident_bytes`](crate::HostConfig::keep_resident_bytes).
+pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
+/// Default size of the instance pool: calls that can run at once.
+pub const DEFAULT_POOL_SLOTS: u32 = 256;
+
+/// Default of [`HostConfig::max_waiting_calls`](crate::HostConfig::max_waiting_calls):
+/// calls that may wait for an instance slot at once (1,024, four times the default pool).
+pub const DEFAULT_MAX_WAITING_CALLS: usize = 1024;
+
+/// Longest log line kept from a guest (4 KiB); longer lines are split. Bounds the host
+/// memory a guest that never prints a newline can make the host hold.
+pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
+
+/// Most compiled components kept in a cache directory. Bounds its disk use as
+/// components change (a small Rust component compiles to a few hundred KiB, a Python
+/// one to tens of MiB).
+pub const MAX_CACHE_ENTRIES: usize = 256;
+
+/// Most bytes of compiled components kept in a cache directory (1 GiB), whatever their
+/// number.
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+
 /// The limits of a function's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

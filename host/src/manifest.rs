@@ -26,31 +26,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::error::ManifestError;
 use crate::{Capabilities, ComponentSource, Limits};
-
-/// Why a manifest could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read the manifest {}", path.display())]
-    Read {
-        /// The manifest's path.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a valid manifest.
-    #[error("invalid manifest {}", path.display())]
-    Parse {
-        /// The manifest's path.
-        path: PathBuf,
-        /// Where and why parsing failed.
-        #[source]
-        source: toml::de::Error,
-    },
-}
 
 /// A parsed `rill.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
