@@ -14,14 +14,20 @@
 //! broker errors, call errors and resource-table errors alike, and the one conversion
 //! per interface lives in `imports/`.
 //!
-//! Nothing generated is part of rill's public API; the embedding surface is
-//! [`Host`](crate::Host), [`add_to_linker`](crate::add_to_linker) and the broker types
-//! it re-exports.
+//! Of the generated code, only the two interface modules are public, [`channels`] and
+//! [`functions`], for one use: an application that runs guests of its own world (which
+//! imports rill's interfaces) maps them in its own `bindgen!` with
+//! `with: { "rill:host/channels": rill::bindings::channels, "rill:host/functions":
+//! rill::bindings::functions }`, so that its generated types are rill's (as
+//! wasmtime-wasi's `p2::bindings` is used), and links them with
+//! [`add_to_linker`](crate::add_to_linker). The rest of the embedding surface is
+//! [`Host`](crate::Host) and the broker types it re-exports.
 
 use wasmtime::component::ResourceTableError;
 
 use crate::error::CallError;
 
+#[allow(missing_docs, reason = "generated from wit/, whose docs it carries where the WIT has them")]
 mod generated {
     wasmtime::component::bindgen!({
         world: "function",
@@ -49,10 +55,11 @@ mod generated {
 }
 
 pub(crate) use generated::FunctionPre;
-pub(crate) use generated::rill::host::{channels, functions};
+pub use generated::rill::host::{channels, functions};
 
 /// Why a channel import did not succeed: an error the guest sees, or a trap.
-pub(crate) enum ChannelFailure {
+#[derive(Debug)]
+pub enum ChannelFailure {
     /// Reported to the guest as its WIT `channel-error`.
     Guest(rill_broker::ChannelError),
     /// Ends the guest: a stale or foreign handle, a full resource table.
@@ -72,7 +79,8 @@ impl From<ResourceTableError> for ChannelFailure {
 }
 
 /// Why a call import did not succeed: an error the guest sees, or a trap.
-pub(crate) enum CallFailure {
+#[derive(Debug)]
+pub enum CallFailure {
     /// Reported to the guest as its WIT `call-error`.
     Guest(CallError),
     /// Ends the guest: a stale or foreign handle, a full resource table.

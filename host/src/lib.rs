@@ -43,7 +43,7 @@
 #![deny(missing_docs)]
 
 mod admission;
-mod bindings;
+pub mod bindings;
 mod cache;
 mod call;
 pub mod capabilities;

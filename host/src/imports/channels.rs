@@ -86,25 +86,32 @@ fn to_wit_error(err: ChannelError) -> wit::ChannelError {
     }
 }
 
-fn to_wit_ref(r: ChannelRef) -> wit::ChannelRef {
-    wit::ChannelRef {
-        channel_id: r.channel_id,
-        access_key: r.access_key,
-        direction: match r.direction {
-            Direction::Read => wit::Direction::Read,
-            Direction::Write => wit::Direction::Write,
-        },
+/// A ref as the WIT record, for an application that passes refs to its own guests'
+/// exports (see [`bindings`](crate::bindings)).
+impl From<ChannelRef> for wit::ChannelRef {
+    fn from(r: ChannelRef) -> Self {
+        wit::ChannelRef {
+            channel_id: r.channel_id,
+            access_key: r.access_key,
+            direction: match r.direction {
+                Direction::Read => wit::Direction::Read,
+                Direction::Write => wit::Direction::Write,
+            },
+        }
     }
 }
 
-fn from_wit_ref(r: wit::ChannelRef) -> ChannelRef {
-    ChannelRef {
-        channel_id: r.channel_id,
-        access_key: r.access_key,
-        direction: match r.direction {
-            wit::Direction::Read => Direction::Read,
-            wit::Direction::Write => Direction::Write,
-        },
+/// A WIT ref record as the broker's [`ChannelRef`].
+impl From<wit::ChannelRef> for ChannelRef {
+    fn from(r: wit::ChannelRef) -> Self {
+        ChannelRef {
+            channel_id: r.channel_id,
+            access_key: r.access_key,
+            direction: match r.direction {
+                wit::Direction::Read => Direction::Read,
+                wit::Direction::Write => Direction::Write,
+            },
+        }
     }
 }
 
@@ -134,18 +141,18 @@ impl wit::Host for RillCtxView<'_> {
         Ok(wit::Channel {
             writer: self.table.push(writer)?,
             reader: self.table.push(channel.reader)?,
-            writer_ref: to_wit_ref(channel.writer_ref),
-            reader_ref: to_wit_ref(channel.reader_ref),
+            writer_ref: channel.writer_ref.into(),
+            reader_ref: channel.reader_ref.into(),
         })
     }
 
     fn open_reader(&mut self, r: wit::ChannelRef) -> WitResult<Resource<Reader>> {
-        let reader = self.ctx.broker.open_reader(&from_wit_ref(r))?;
+        let reader = self.ctx.broker.open_reader(&r.into())?;
         Ok(self.table.push(reader)?)
     }
 
     fn open_writer(&mut self, r: wit::ChannelRef) -> WitResult<Resource<Writer>> {
-        let mut writer = self.ctx.broker.open_writer(&from_wit_ref(r))?;
+        let mut writer = self.ctx.broker.open_writer(&r.into())?;
         writer.set_failure_cause(self.ctx.scope.failure.clone());
         Ok(self.table.push(writer)?)
     }
