@@ -202,6 +202,9 @@ pub enum ManifestError {
         #[source]
         source: toml::de::Error,
     },
+    /// A `limits` table does not fit [`Limits`](crate::Limits).
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
 }
 
 /// An error and its causes on one line.

@@ -88,6 +88,45 @@ impl Default for HostConfig {
     }
 }
 
+impl HostConfig {
+    /// This config with default function [`limits`](HostConfig::limits).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// This config with the [`broker`](HostConfig::broker)'s settings.
+    pub fn with_broker(mut self, broker: BrokerConfig) -> Self {
+        self.broker = broker;
+        self
+    }
+
+    /// This config with a [`cache_dir`](HostConfig::cache_dir) for compiled components.
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// This config with [`pool_slots`](HostConfig::pool_slots) instances in the pool.
+    pub fn with_pool_slots(mut self, slots: Option<u32>) -> Self {
+        self.pool_slots = slots;
+        self
+    }
+
+    /// This config with at most [`max_waiting_calls`](HostConfig::max_waiting_calls)
+    /// calls waiting for an instance slot.
+    pub fn with_max_waiting_calls(mut self, calls: usize) -> Self {
+        self.max_waiting_calls = calls;
+        self
+    }
+
+    /// This config with [`keep_resident_bytes`](HostConfig::keep_resident_bytes).
+    pub fn with_keep_resident_bytes(mut self, bytes: usize) -> Self {
+        self.keep_resident_bytes = bytes;
+        self
+    }
+}
+
 /// How one function is served: its component, its limits and what it may reach.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -217,11 +256,11 @@ impl Host {
     /// As [`Host::from_manifest`].
     pub fn from_manifest_with(path: &Path, mut config: HostConfig) -> Result<Host, HostError> {
         let manifest = Manifest::from_file(path)?;
-        manifest.host.limits.apply(&mut config.limits);
+        let defaults = config.limits.clone();
+        config.limits = manifest.host_limits(&defaults)?;
         let mut builder = Host::builder().config(config.clone());
         for (id, function) in &manifest.functions {
-            let mut limits = config.limits.clone();
-            function.limits.apply(&mut limits);
+            let limits = manifest.function_limits(id, &defaults)?;
             let function_config = FunctionConfig::new(manifest.source(function))
                 .limits(limits)
                 .capabilities(manifest.capabilities(function));

@@ -159,7 +159,7 @@ impl wit::Host for RillCtxView<'_> {
 }
 
 impl wit::HostWriter for RillCtxView<'_> {
-    /// Shadowed in the linker by [`add_direct_write`], which copies straight out of guest
+    /// Shadowed in the linker by `add_direct_write`, which copies straight out of guest
     /// memory; this lifted-`Vec` form has the same meaning and is kept for the trait.
     async fn write(&mut self, writer: Resource<Writer>, data: Vec<u8>) -> WitResult<()> {
         Ok(self.table.get_mut(&writer)?.write(data).await?)

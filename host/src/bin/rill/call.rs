@@ -343,12 +343,9 @@ async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
 fn function_limits(manifest: &Path, function_id: &str, config: &HostConfig) -> Result<Limits, Failure> {
     let manifest = Manifest::from_file(manifest)
         .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
-    let mut limits = config.limits.clone();
-    manifest.host.limits.apply(&mut limits);
-    if let Some(function) = manifest.functions.get(function_id) {
-        function.limits.apply(&mut limits);
-    }
-    Ok(limits)
+    manifest
+        .function_limits(function_id, &config.limits)
+        .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))
 }
 
 /// Put a ref at the dotted `field` of the payload text.
