@@ -11,6 +11,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rill_protocol::CallErrorKind;
+
 use crate::rust_guest::BuildError;
 
 /// Why a call failed.
@@ -83,21 +85,27 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The stable name of this error's kind (`"not-found"`, `"invalid-input"`,
-    /// `"failed"`, `"trapped"`, `"timed-out"`, `"memory-limit"`, `"out-of-fuel"`,
-    /// `"limit-exceeded"`, `"unavailable"`).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of this error as a guest's `call-error` names it (one table for the host
+    /// and every SDK, [`CallErrorKind`]): a trap is `failed`, the memory and fuel limits
+    /// are `limit-exceeded`.
+    pub fn error_kind(&self) -> CallErrorKind {
         match self {
-            CallError::NotFound(_) => "not-found",
-            CallError::InvalidInput(_) => "invalid-input",
-            CallError::Failed { .. } => "failed",
-            CallError::Trapped { .. } => "trapped",
-            CallError::TimedOut { .. } => "timed-out",
-            CallError::MemoryLimitExceeded { .. } => "memory-limit",
-            CallError::OutOfFuel { .. } => "out-of-fuel",
-            CallError::LimitExceeded(_) => "limit-exceeded",
-            CallError::Unavailable { .. } => "unavailable",
+            CallError::NotFound(_) => CallErrorKind::NotFound,
+            CallError::InvalidInput(_) => CallErrorKind::InvalidInput,
+            CallError::Failed { .. } | CallError::Trapped { .. } => CallErrorKind::Failed,
+            CallError::TimedOut { .. } => CallErrorKind::TimedOut,
+            CallError::MemoryLimitExceeded { .. }
+            | CallError::OutOfFuel { .. }
+            | CallError::LimitExceeded(_) => CallErrorKind::LimitExceeded,
+            CallError::Unavailable { .. } => CallErrorKind::Unavailable,
         }
+    }
+
+    /// The stable name of this error's kind, as spelled in the WIT contract
+    /// (`"not-found"`, `"failed"`, `"limit-exceeded"`, …). Useful in logs and test
+    /// assertions.
+    pub fn kind(&self) -> &'static str {
+        self.error_kind().wit_name()
     }
 
     /// A panic in the host while it ran a call, as that call's failure.

@@ -12,21 +12,21 @@ use crate::bindings::functions as wit;
 use crate::error::CallError;
 use crate::state::{CallFuture, PendingCall, RillCtxView};
 use crate::stdio::inert;
-use rill_protocol::CallOptions;
+use rill_protocol::{CallErrorKind, CallOptions};
 
 type WitResult<T> = Result<T, CallFailure>;
 
+/// The guest's view of `err`: the case its [`CallError::error_kind`] names, with the
+/// message (a bare reason where the host error is just that).
 fn to_wit_error(err: CallError) -> wit::CallError {
-    match err {
-        CallError::NotFound(id) => wit::CallError::NotFound(id),
-        CallError::InvalidInput(why) => wit::CallError::InvalidInput(why),
-        CallError::TimedOut { .. } => wit::CallError::TimedOut,
-        CallError::LimitExceeded(why) => wit::CallError::LimitExceeded(why),
-        other @ CallError::Unavailable { .. } => wit::CallError::Unavailable(other.to_string()),
-        other @ (CallError::MemoryLimitExceeded { .. } | CallError::OutOfFuel { .. }) => {
-            wit::CallError::LimitExceeded(other.to_string())
-        }
-        other => wit::CallError::Failed(other.to_string()),
+    match (err.error_kind(), err) {
+        (_, CallError::NotFound(id)) => wit::CallError::NotFound(id),
+        (_, CallError::InvalidInput(why)) => wit::CallError::InvalidInput(why),
+        (_, CallError::LimitExceeded(why)) => wit::CallError::LimitExceeded(why),
+        (CallErrorKind::TimedOut, _) => wit::CallError::TimedOut,
+        (CallErrorKind::LimitExceeded, other) => wit::CallError::LimitExceeded(other.to_string()),
+        (CallErrorKind::Unavailable, other) => wit::CallError::Unavailable(other.to_string()),
+        (_, other) => wit::CallError::Failed(other.to_string()),
     }
 }
 
@@ -122,4 +122,40 @@ async fn finish(
             message: format!("the host task running the call failed: {join}"),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The case a guest sees is the one `CallError::error_kind` names, for every variant.
+    #[test]
+    fn the_guest_sees_the_kind_the_host_names() {
+        let id = || "f".to_owned();
+        let errors = [
+            CallError::NotFound(id()),
+            CallError::InvalidInput("x".into()),
+            CallError::Failed { function_id: id(), message: "x".into() },
+            CallError::Trapped { function_id: id(), message: "x".into() },
+            CallError::TimedOut { function_id: id(), timeout: Duration::from_secs(1) },
+            CallError::MemoryLimitExceeded { function_id: id(), max_bytes: 1, message: "x".into() },
+            CallError::OutOfFuel { function_id: id(), fuel: 1 },
+            CallError::LimitExceeded("x".into()),
+            CallError::Unavailable { function_id: id(), message: "x".into() },
+        ];
+        for err in errors {
+            let kind = err.kind();
+            let case = match to_wit_error(err) {
+                wit::CallError::NotFound(_) => "not-found",
+                wit::CallError::InvalidInput(_) => "invalid-input",
+                wit::CallError::Failed(_) => "failed",
+                wit::CallError::TimedOut => "timed-out",
+                wit::CallError::LimitExceeded(_) => "limit-exceeded",
+                wit::CallError::Unavailable(_) => "unavailable",
+            };
+            assert_eq!(case, kind);
+        }
+    }
 }
