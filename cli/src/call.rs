@@ -181,7 +181,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     }
 
     let mut config = HostConfig::default();
-    config.cache_dir = if args.no_cache { None } else { rill::default_cache_dir() };
+    config.cache_dir = if args.no_cache { None } else { crate::default_cache_dir() };
     let host = Host::from_manifest_with(&args.manifest, config.clone())
         .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
     // Build and compile the function before any channel exists: a channel's attach

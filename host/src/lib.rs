@@ -55,7 +55,7 @@ pub use admission::DEFAULT_MAX_WAITING_CALLS;
 pub use cache::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
 pub use component::ComponentSource;
-pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
+pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES};
 pub use error::{CallError, HostError, LoadError};
 pub use host::{
     DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig,
