@@ -70,7 +70,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(crate::call::EXIT_HOST)
+            ExitCode::from(crate::exit::HOST)
         }
     }
 }
