@@ -8,8 +8,6 @@
 
 use std::num::NonZeroUsize;
 
-use std::path::PathBuf;
-
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, MAX_TABLE_ELEMENTS, TABLE_KEEP_RESIDENT_BYTES};
@@ -118,15 +116,6 @@ fn start_ticker(engine: &Engine) -> Result<(), HostError> {
         })
         .map(drop)
         .map_err(|e| HostError::Engine(Box::new(e)))
-}
-
-/// Where the `rill` CLI caches compiled components: `$RILL_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
-    from("RILL_CACHE_DIR")
-        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
-        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
 }
 
 #[cfg(test)]

@@ -38,8 +38,8 @@ pub struct HostConfig {
     pub broker: BrokerConfig,
     /// Where compiled components are kept between runs, so a component compiles once
     /// (Python and JavaScript components take seconds) and later starts in milliseconds.
-    /// `None` (the default for embedders) compiles in memory only; the CLI uses
-    /// [`default_cache_dir`](crate::default_cache_dir). Entries are checked before use
+    /// `None` (the default for embedders) compiles in memory only; the `rill` CLI uses
+    /// `$RILL_CACHE_DIR` or a directory in the user's cache. Entries are checked before use
     /// (a corrupt or foreign file is recompiled) and at most [`MAX_CACHE_ENTRIES`] are
     /// kept. The directory must be private to the user running the host: compiled code
     /// in it runs as the host.

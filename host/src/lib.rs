@@ -62,7 +62,6 @@ mod state;
 mod stdio;
 
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
-pub use engine::default_cache_dir;
 pub use error::{CallError, HostError, LoadError, ManifestError};
 pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
 pub use imports::add_to_linker;
