@@ -189,9 +189,9 @@ async fn call_path_gbps(host: &Host, total: u64) -> anyhow::Result<f64> {
     let channel = host.create_channel(&ChannelOptions::default())?;
     let read = json!({ "reader": channel.reader_ref, "chunk": rill::broker::MAX_CHUNK_BYTES });
     let start = Instant::now();
-    let input = crate::call::Input::File(std::fs::File::open(&path)?);
+    let input = std::fs::File::open(&path)?;
     // As `rill call` does: the file is fed on its own task while the call runs.
-    let feed = tokio::spawn(crate::call::feed(input, channel.writer));
+    let feed = tokio::spawn(rill::pipe::feed_file(input, channel.writer, std::future::pending()));
     let read = host.trigger("bench::read", &read).await;
     let fed = feed.await;
     let took = start.elapsed();

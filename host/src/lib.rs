@@ -48,6 +48,7 @@ mod host;
 mod imports;
 pub mod limits;
 pub mod manifest;
+pub mod pipe;
 pub mod rust_guest;
 mod stdio;
 
