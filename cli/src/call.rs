@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::exit;
 
-pub(crate) use streams::{Input, feed};
+use streams::Input;
 
 /// The end of `rill call --help`: where results, streams and messages go, and the exit
 /// codes ([`exit`]).
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn the_help_states_the_stall_timeout() {
-        let stated = format!("{} s fails the call", streams::STALLED_OUTPUT_TIMEOUT.as_secs());
+        let stated = format!("{} s fails the call", rill::pipe::STALLED_OUTPUT_TIMEOUT.as_secs());
         assert!(after_help().contains(&stated), "the help must say {stated:?}");
     }
 }

@@ -55,6 +55,7 @@ mod host;
 mod imports;
 pub mod limits;
 pub mod manifest;
+pub mod pipe;
 pub mod rust_guest;
 mod sandbox;
 mod source;

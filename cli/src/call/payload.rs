@@ -80,7 +80,8 @@ async fn read_bounded(input: impl AsyncRead + Unpin, what: &str, limits: &Limits
         ))
         .into());
     }
-    String::from_utf8(bytes).map_err(|_| fail(exit::INPUT, anyhow!("the payload in {what} is not UTF-8 text")))
+    String::from_utf8(bytes)
+        .map_err(|_| fail(exit::INPUT, anyhow!("the payload in {what} is not UTF-8 text")))
 }
 
 /// Why a field could not be set.
