@@ -11,8 +11,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::rust_guest::BuildError;
-
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -118,15 +116,6 @@ impl CallError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// The Rust guest crate did not build.
-    #[error("cannot build the guest crate at {}", path.display())]
-    Build {
-        /// The crate's directory.
-        path: PathBuf,
-        /// What went wrong.
-        #[source]
-        source: BuildError,
-    },
     /// The component file could not be read.
     #[error("cannot read the component {}", path.display())]
     Read {
@@ -201,6 +190,18 @@ pub enum ManifestError {
         /// Where and why parsing failed.
         #[source]
         source: toml::de::Error,
+    },
+    /// A function's component is a directory: a guest crate, which the runtime does not
+    /// build.
+    #[error(
+        "the component of function {function:?} is a directory ({}): build the guest crate first (with the rill-build crate or the `rill` CLI, which build crates) or name its .wasm",
+        path.display()
+    )]
+    NotAComponent {
+        /// The function.
+        function: String,
+        /// The directory.
+        path: PathBuf,
     },
 }
 

@@ -215,8 +215,29 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::from_manifest`].
-    pub fn from_manifest_with(path: &Path, mut config: HostConfig) -> Result<Host, HostError> {
-        let manifest = Manifest::from_file(path)?;
+    pub fn from_manifest_with(path: &Path, config: HostConfig) -> Result<Host, HostError> {
+        Host::with_manifest(&Manifest::from_file(path)?, config)
+    }
+
+    /// A host serving the functions of a parsed `manifest`, starting from `config` (the
+    /// manifest's `[host.limits]` then override `config.limits`). Every component must be
+    /// a built `.wasm`: the runtime never builds guest crates (`rill_build::build_manifest`
+    /// builds them and points the manifest at the results).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::Manifest`] with [`ManifestError::NotAComponent`] for a component that
+    /// is a directory; otherwise as [`Host::from_manifest`].
+    ///
+    /// [`ManifestError::NotAComponent`]: crate::ManifestError::NotAComponent
+    pub fn with_manifest(manifest: &Manifest, mut config: HostConfig) -> Result<Host, HostError> {
+        for (id, function) in &manifest.functions {
+            let ComponentSource::File(path) = manifest.source(function);
+            if path.is_dir() {
+                let err = crate::ManifestError::NotAComponent { function: id.clone(), path };
+                return Err(HostError::Manifest(err));
+            }
+        }
         manifest.host.limits.apply(&mut config.limits);
         let mut builder = Host::builder().config(config.clone());
         for (id, function) in &manifest.functions {

@@ -55,7 +55,6 @@ mod host;
 mod imports;
 pub mod limits;
 pub mod manifest;
-pub mod rust_guest;
 mod sandbox;
 mod source;
 mod state;
