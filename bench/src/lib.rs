@@ -88,11 +88,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let scale = Scale { divisor: if options.quick { 8 } else { 1 } };
     let mut config = HostConfig::default();
     config.cache_dir = options.cache_dir.clone();
-    let host = Host::from_manifest_with(&options.manifest, config).context("cannot start the host")?;
+    let mut manifest = Manifest::from_file(&options.manifest).context("cannot read the manifest")?;
+    rill_build::build_manifest(&mut manifest)?;
+    let host = Host::with_manifest(&manifest, config).context("cannot start the host")?;
     for id in FUNCTIONS {
         host.prepare(id).await.with_context(|| format!("the manifest must declare {id}"))?;
     }
-    let component = noop_component(options)?;
+    let component = noop_component(&manifest)?;
 
     let mut report = Report::default();
     let memcpy = streams::memcpy(&mut report, scale);
@@ -105,12 +107,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The `.wasm` file of `bench::noop`, which the cold start scenario loads in hosts of its
-/// own (a guest crate is built first).
-fn noop_component(options: &Options) -> anyhow::Result<PathBuf> {
-    let manifest = Manifest::from_file(&options.manifest)?;
+/// The `.wasm` file of `bench::noop` (its crate already built), which the cold start
+/// scenario loads in hosts of its own.
+fn noop_component(manifest: &Manifest) -> anyhow::Result<PathBuf> {
     match manifest.functions.get("bench::noop").map(|f| manifest.source(f)) {
-        Some(ComponentSource::Crate(dir)) => Ok(rill::rust_guest::build(&dir)?),
         Some(ComponentSource::File(path)) => Ok(path),
         _ => Err(anyhow!("bench::noop has no component")),
     }

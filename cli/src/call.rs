@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use rill::manifest::Manifest;
-use rill::{CallError, CallOptions, ChannelOptions, Host, HostConfig, Limits, ReaderStatus};
+use rill::{CallError, CallOptions, ChannelOptions, HostConfig, Limits, ReaderStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -157,11 +157,11 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
 
     let mut config = HostConfig::default();
     config.cache_dir = if args.no_cache { None } else { crate::default_cache_dir() };
-    let host = Host::from_manifest_with(&args.manifest, config.clone())
+    // The manifest's guest crates are built first (the runtime only loads components).
+    let host = rill_build::host_from_manifest(&args.manifest, config.clone())
         .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))?;
-    // Build and compile the function before any channel exists: a channel's attach
-    // deadline must not be spent compiling (a first build of a guest crate can take
-    // minutes on a fresh machine).
+    // Compile the function before any channel exists: a channel's attach deadline must
+    // not be spent compiling.
     host.prepare(&args.function_id).await?;
     let limits = function_limits(&args.manifest, &args.function_id, &config)?;
     let mut payload = payload::read(&source, &limits).await?;
@@ -313,7 +313,7 @@ async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
 }
 
 /// The limits the host applies to `function_id`, read from the manifest as
-/// [`Host::from_manifest_with`] reads them: the payload is checked against them before
+/// the host applies them ([`Manifest::function_limits`]): the payload is checked against them before
 /// it is read whole.
 fn function_limits(manifest: &Path, function_id: &str, config: &HostConfig) -> Result<Limits, Failure> {
     let manifest = Manifest::from_file(manifest)

@@ -69,8 +69,9 @@ fn list_functions(manifest: &std::path::Path) -> ExitCode {
     match rill::manifest::Manifest::from_file(manifest) {
         Ok(manifest) => {
             for (id, function) in &manifest.functions {
-                let source = manifest.source(function);
-                println!("{id}\t{source:?}");
+                let path = manifest.base_dir.join(&function.component);
+                let kind = if path.is_dir() { "guest crate" } else { "component" };
+                println!("{id}\t{kind}\t{}", path.display());
             }
             ExitCode::SUCCESS
         }

@@ -34,7 +34,7 @@ fn manifest() -> &'static Path {
             ("bench::read", "examples/bench"),
             ("bench::call_loop", "examples/bench"),
         ] {
-            let wasm = rill::rust_guest::build(&repo_root().join("guests/rust").join(dir)).unwrap();
+            let wasm = rill_build::build_crate(&repo_root().join("guests/rust").join(dir)).unwrap();
             text.push_str(&format!("[functions.{id:?}]\ncomponent = {:?}\n\n", wasm.display().to_string()));
         }
         let path = std::env::temp_dir().join(format!("rill-cli-test-{}.toml", std::process::id()));

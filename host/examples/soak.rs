@@ -34,7 +34,7 @@ fn rss_mib() -> u64 {
 async fn main() -> anyhow::Result<()> {
     let minutes: u64 = std::env::args().nth(1).map(|m| m.parse()).transpose()?.unwrap_or(2);
     let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/rust");
-    let build = |dir: &str| rill::rust_guest::build(&guests.join(dir)).map(ComponentSource::File);
+    let build = |dir: &str| rill_build::build_crate(&guests.join(dir)).map(ComponentSource::File);
     let (files, producer, hostile) =
         (build("examples/files")?, build("examples/producer")?, build("test-guests/hostile")?);
     let mut config = HostConfig::default();

@@ -16,7 +16,6 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings::FunctionPre;
 use crate::cache::ComponentCache;
 use crate::error::{LoadError, boxed};
-use crate::rust_guest;
 use crate::source::ComponentSource;
 use crate::state::CallState;
 
@@ -63,12 +62,8 @@ fn compile(
     source: &ComponentSource,
     cache: Option<&ComponentCache>,
 ) -> Result<Component, LoadError> {
-    let path = match source {
-        ComponentSource::File(path) => path.clone(),
-        ComponentSource::Crate(dir) => {
-            rust_guest::build(dir).map_err(|source| LoadError::Build { path: dir.clone(), source })?
-        }
-    };
+    let ComponentSource::File(path) = source;
+    let path = path.clone();
     let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
     let compiled = match cache {
         Some(cache) => cache.load_or_compile(engine, &bytes),

@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use rill_protocol::CallErrorKind;
 
-use crate::rust_guest::BuildError;
-
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -126,15 +124,6 @@ impl CallError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// The Rust guest crate did not build.
-    #[error("cannot build the guest crate at {}", path.display())]
-    Build {
-        /// The crate's directory.
-        path: PathBuf,
-        /// What went wrong.
-        #[source]
-        source: BuildError,
-    },
     /// The component file could not be read.
     #[error("cannot read the component {}", path.display())]
     Read {
@@ -213,6 +202,18 @@ pub enum ManifestError {
     /// A `limits` table does not fit [`Limits`](crate::Limits).
     #[error("invalid limits: {0}")]
     InvalidLimits(String),
+    /// A function's component is a directory: a guest crate, which the runtime does not
+    /// build.
+    #[error(
+        "the component of function {function:?} is a directory ({}): build the guest crate first (with the rill-build crate or the `rill` CLI, which build crates) or name its .wasm",
+        path.display()
+    )]
+    NotAComponent {
+        /// The function.
+        function: String,
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 /// An error and its causes on one line.

@@ -20,7 +20,7 @@ use crate::call::{PreparedCall, Runtime};
 use crate::capabilities::Capabilities;
 use crate::component::ComponentSlot;
 use crate::engine;
-use crate::error::{CallError, HostError, boxed, error_chain};
+use crate::error::{CallError, HostError, ManifestError, boxed, error_chain};
 use crate::function::FunctionEntry;
 use crate::imports::call_linker;
 use crate::limits::{DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, Limits};
@@ -167,7 +167,9 @@ impl FunctionConfig {
 /// use rill::{ChannelOptions, Host};
 /// use tokio::io::AsyncWriteExt;
 ///
-/// let host = Host::from_manifest("rill.toml".as_ref())?;
+/// // A manifest whose components are built `.wasm` files (the rill-build crate builds
+/// // guest crates and points a manifest at the results).
+/// let host = Host::from_manifest("functions.toml".as_ref())?;
 /// let channel = host.create_channel(&ChannelOptions::default())?;
 /// let mut writer = channel.writer;
 /// let payload = serde_json::json!({ "reader": channel.reader_ref });
@@ -254,8 +256,27 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::from_manifest`].
-    pub fn from_manifest_with(path: &Path, mut config: HostConfig) -> Result<Host, HostError> {
-        let manifest = Manifest::from_file(path)?;
+    pub fn from_manifest_with(path: &Path, config: HostConfig) -> Result<Host, HostError> {
+        Host::with_manifest(&Manifest::from_file(path)?, config)
+    }
+
+    /// A host serving the functions of a parsed `manifest`, starting from `config` (the
+    /// manifest's `[host.limits]` then override `config.limits`). Every component must be
+    /// a built `.wasm`: the runtime never builds guest crates (`rill_build::build_manifest`
+    /// builds them and points the manifest at the results).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::Manifest`] with [`ManifestError::NotAComponent`] for a component that
+    /// is a directory; otherwise as [`Host::from_manifest`].
+    pub fn with_manifest(manifest: &Manifest, mut config: HostConfig) -> Result<Host, HostError> {
+        for (id, function) in &manifest.functions {
+            let ComponentSource::File(path) = manifest.source(function);
+            if path.is_dir() {
+                let err = ManifestError::NotAComponent { function: id.clone(), path };
+                return Err(HostError::Manifest(err));
+            }
+        }
         let defaults = config.limits.clone();
         config.limits = manifest.host_limits(&defaults)?;
         let mut builder = Host::builder().config(config.clone());

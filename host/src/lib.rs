@@ -56,7 +56,6 @@ mod imports;
 pub mod limits;
 pub mod manifest;
 pub mod pipe;
-pub mod rust_guest;
 mod sandbox;
 mod source;
 mod state;

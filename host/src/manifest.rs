@@ -6,7 +6,8 @@
 //! timeout_ms = 30000
 //!
 //! # One table per function id. `component` is a built `.wasm` or a Rust guest crate
-//! # directory, relative to this file.
+//! # directory (built before the host starts, by the rill-build crate or the `rill`
+//! # CLI), relative to this file.
 //! [functions."files::process"]
 //! component = "guests/rust/examples/files"
 //!
@@ -101,7 +102,7 @@ impl Manifest {
 
     /// Where a function's component comes from, with its path resolved.
     pub fn source(&self, function: &FunctionSection) -> ComponentSource {
-        ComponentSource::from_path(self.base_dir.join(&function.component))
+        ComponentSource::File(self.base_dir.join(&function.component))
     }
 
     /// The limits a host built from this manifest on `defaults` applies to function `id`:

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rill::{BrokerConfig, CallOptions, ChannelOptions, HostConfig, Item};
+use rill::{BrokerConfig, CallError, CallOptions, ChannelOptions, HostConfig, Item};
 use rill_tests::{assert_no_leaks, call, host, host_with, pattern, sha256_hex};
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ async fn write_and_read(
     host: &rill::Host,
     ops: Value,
     read: Value,
-) -> (Result<Value, rill::CallError>, Value) {
+) -> (Result<Value, CallError>, Value) {
     let channel = host.create_channel(&ChannelOptions::default()).unwrap();
     let mut read_payload = read;
     read_payload["reader"] = channel.reader_ref.to_value();
@@ -143,7 +143,8 @@ async fn writer_trap_mid_stream_is_an_error_at_the_reader() {
     let ops = json!([{ "op": "bytes", "len": 70_000, "seed": 2 }, { "op": "trap", "message": "kaboom" }]);
     let (written, read) = write_and_read(&host, ops, json!({})).await;
     let err = written.unwrap_err();
-    assert_eq!(err.kind(), "trapped", "{err}");
+    assert!(matches!(err, CallError::Trapped { .. }), "{err}");
+    assert_eq!(err.kind(), "failed", "what a guest calling it would see");
     assert_eq!(read["bytes"], 70_000);
     assert_eq!(read["sha256"], sha256_hex(&pattern(70_000, 2)));
     let outcome = as_str(&read["outcome"]);

@@ -1,7 +1,7 @@
 //! Shared helpers for rill's integration tests.
 //!
 //! Guests are built by the harness, never by hand: [`guest`] builds a guest crate from
-//! `guests/rust/` with the host's own builder ([`rill::rust_guest`]) once per test
+//! `guests/rust/` with the project's builder ([`rill_build`]) once per test
 //! process and returns its component. [`host_with`] registers the example, scenario,
 //! contract and hostile functions from those prebuilt components.
 
@@ -30,7 +30,7 @@ pub fn guest(crate_dir: &str) -> PathBuf {
         .entry(crate_dir.to_owned())
         .or_insert_with(|| {
             let dir = repo_root().join("guests/rust").join(crate_dir);
-            rill::rust_guest::build(&dir).unwrap_or_else(|e| panic!("building guest {crate_dir}: {e}"))
+            rill_build::build_crate(&dir).unwrap_or_else(|e| panic!("building guest {crate_dir}: {e}"))
         })
         .clone()
 }

@@ -12,7 +12,7 @@
 //! each function's result as one JSON object.
 //!
 //! Run it from the repository root (it reads `rill.toml`, which builds the example guests
-//! on first use):
+//! before the host starts):
 //!
 //! ```sh
 //! cargo run -p rill-examples --bin pipeline -- README.md
@@ -21,7 +21,7 @@
 #![allow(clippy::print_stdout, reason = "an example program prints its result")]
 
 use anyhow::{Context, bail};
-use rill::{ChannelOptions, Host};
+use rill::{ChannelOptions, HostConfig};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let input = tokio::fs::read(&path).await.with_context(|| format!("cannot read {path}"))?;
 
-    let host = Host::from_manifest("rill.toml".as_ref()).context("cannot load rill.toml")?;
+    let host = rill_build::host_from_manifest("rill.toml".as_ref(), HostConfig::default())
+        .context("cannot load rill.toml")?;
     // Compile first, so that the channels' attach deadline is not spent building guests.
     for id in ["transform::uppercase", "words::count", "files::process"] {
         host.prepare(id).await?;

@@ -20,7 +20,7 @@
 //! not text (a NUL byte) to show it.
 //!
 //! Run it from the repository root (it reads `rill.toml` for `files::process`; the plugin
-//! is the `line-numbers` guest crate, built on first use):
+//! is the `line-numbers` guest crate, built before it runs):
 //!
 //! ```sh
 //! cargo run -p rill-examples --bin plugin_host -- README.md
@@ -29,7 +29,7 @@
 #![allow(clippy::print_stdout, reason = "an example program prints its result")]
 
 use anyhow::{Context, bail};
-use rill::{ChannelOptions, ChannelRef, Host, Limits, RillCtx, RillCtxView, RillView};
+use rill::{ChannelOptions, ChannelRef, HostConfig, Limits, RillCtx, RillCtxView, RillView};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -89,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
     let input = tokio::fs::read(&path).await.with_context(|| format!("cannot read {path}"))?;
 
     // The rill host: its broker carries the channels, its functions are callable.
-    let host = Host::from_manifest("rill.toml".as_ref()).context("cannot load rill.toml")?;
+    let host = rill_build::host_from_manifest("rill.toml".as_ref(), HostConfig::default())
+        .context("cannot load rill.toml")?;
     host.prepare("files::process").await?;
 
     // The application's own engine and linker: WASI, rill's imports and its own `app`.
@@ -98,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     rill::add_to_linker(&mut linker)?;
     app::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
-    let plugin_path = rill::rust_guest::build(PLUGIN_CRATE.as_ref()).context("cannot build the plugin")?;
+    let plugin_path = rill_build::build_crate(PLUGIN_CRATE.as_ref()).context("cannot build the plugin")?;
     let component = Component::from_file(&engine, &plugin_path)?;
 
     // channel 1: the file, from this program to the plugin;

@@ -1,0 +1,196 @@
+//! Running cargo (and rustup) to build guest crates, and reading what it built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use crate::{BuildError, GUEST_TARGET};
+
+/// Build the guest crates in `dirs` and return their components, in order. Crates of
+/// one workspace are built by one cargo invocation; each crate is built at most once per
+/// process, one build at a time (cargo would serialize them on its lock anyway).
+pub(crate) fn build_crates(dirs: &[&Path]) -> Result<Vec<PathBuf>, BuildError> {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let crates = dirs.iter().map(|dir| Crate::at(dir)).collect::<Result<Vec<_>, _>>()?;
+    // Held across the build: concurrent requests wait for it, then find their results.
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let mut groups: BTreeMap<&Path, Vec<&Crate>> = BTreeMap::new();
+    for krate in crates.iter().filter(|krate| !built.contains_key(&krate.manifest)) {
+        groups.entry(&krate.workspace).or_default().push(krate);
+    }
+    if !groups.is_empty() {
+        ensure_target()?;
+    }
+    for (workspace, members) in groups {
+        let wasms = cargo_build(workspace, &members)?;
+        for krate in members {
+            let wasm = wasms.get(&krate.manifest).ok_or_else(|| BuildError::NoArtifact(krate.dir.clone()))?;
+            built.insert(krate.manifest.clone(), wasm.clone());
+        }
+    }
+    crates
+        .iter()
+        .map(|krate| {
+            built.get(&krate.manifest).cloned().ok_or_else(|| BuildError::NoArtifact(krate.dir.clone()))
+        })
+        .collect()
+}
+
+/// A guest crate: its manifest, its package name and the workspace it builds in.
+struct Crate {
+    dir: PathBuf,
+    /// Its `Cargo.toml`, canonical (cargo reports artifacts by this path).
+    manifest: PathBuf,
+    package: String,
+    /// The `Cargo.toml` of the nearest enclosing directory with a `[workspace]` table
+    /// (the crate's own if it is a workspace by itself), as cargo finds it.
+    workspace: PathBuf,
+}
+
+impl Crate {
+    fn at(dir: &Path) -> Result<Crate, BuildError> {
+        let not_a_crate = || BuildError::NotACrate(dir.to_path_buf());
+        let manifest = dir.join("Cargo.toml").canonicalize().map_err(|_| not_a_crate())?;
+        let table = read_toml(&manifest)?;
+        let package = table
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+            .ok_or_else(not_a_crate)?
+            .to_owned();
+        let mut workspace = manifest.clone();
+        for ancestor in manifest.ancestors().skip(1) {
+            let candidate = ancestor.join("Cargo.toml");
+            if candidate.is_file() && read_toml(&candidate)?.contains_key("workspace") {
+                workspace = candidate;
+                break;
+            }
+        }
+        Ok(Crate { dir: dir.to_path_buf(), manifest, package, workspace })
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Table, BuildError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| BuildError::Read { path: path.to_path_buf(), source })?;
+    text.parse().map_err(|source| BuildError::InvalidManifest { path: path.to_path_buf(), source })
+}
+
+fn cargo() -> Command {
+    // Under `cargo run`/`cargo test`, CARGO names the cargo that is running us.
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Flags meant for the host build (for example `-C target-cpu=native` or `-D
+    // warnings` from CI) must not leak into the guest build, nor a host target dir.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Make sure the standard library for [`GUEST_TARGET`] is installed.
+fn ensure_target() -> Result<(), BuildError> {
+    let listed =
+        Command::new("rustup").args(["target", "list", "--installed"]).stderr(Stdio::null()).output();
+    let Ok(listed) = listed else {
+        // No rustup: the toolchain is managed some other way; let cargo report it.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&listed.stdout).lines().any(|line| line.trim() == GUEST_TARGET) {
+        return Ok(());
+    }
+    tracing::info!("installing the {GUEST_TARGET} target with rustup (once)");
+    let status = Command::new("rustup")
+        .args(["target", "add", GUEST_TARGET])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|source| BuildError::Spawn { program: "rustup".into(), source })?;
+    if status.success() { Ok(()) } else { Err(BuildError::TargetInstall) }
+}
+
+/// Build `members` of the workspace whose manifest is `workspace`; their components by
+/// crate manifest.
+fn cargo_build(workspace: &Path, members: &[&Crate]) -> Result<HashMap<PathBuf, PathBuf>, BuildError> {
+    let mut command = cargo();
+    command
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            GUEST_TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(workspace);
+    for krate in members {
+        command.args(["--package", &krate.package]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|source| BuildError::Spawn { program: "cargo".into(), source })?;
+    let mut wasms = HashMap::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((manifest, wasm)) = artifact_wasm(&line) {
+                wasms.insert(manifest, wasm);
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::Spawn { program: "cargo".into(), source })?;
+    if !status.success() {
+        return Err(BuildError::Failed(workspace.to_path_buf()));
+    }
+    Ok(wasms)
+}
+
+/// The crate manifest and `.wasm` named by one of cargo's JSON messages, if it reports
+/// a component.
+fn artifact_wasm(line: &str) -> Option<(PathBuf, PathBuf)> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let manifest = PathBuf::from(message.get("manifest_path")?.as_str()?);
+    let wasm = message
+        .get("filenames")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)?;
+    Some((manifest, wasm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_crates_own_wasm() {
+        let ours = r#"{"reason":"compiler-artifact","manifest_path":"/g/files/Cargo.toml","filenames":["/t/files.wasm"]}"#;
+        let dep = r#"{"reason":"compiler-artifact","manifest_path":"/g/sdk/Cargo.toml","filenames":["/t/libsdk.rlib"]}"#;
+        assert_eq!(
+            artifact_wasm(ours),
+            Some((PathBuf::from("/g/files/Cargo.toml"), PathBuf::from("/t/files.wasm")))
+        );
+        assert_eq!(artifact_wasm(dep), None);
+        assert_eq!(artifact_wasm(r#"{"reason":"build-finished","success":true}"#), None);
+        assert_eq!(artifact_wasm("garbage"), None);
+    }
+
+    #[test]
+    fn a_directory_without_a_crate_is_reported() {
+        let dir = std::env::temp_dir();
+        assert!(matches!(build_crates(&[&dir.join("no-such-crate")]), Err(BuildError::NotACrate(_))));
+    }
+}
