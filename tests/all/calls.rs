@@ -90,11 +90,14 @@ async fn guests_get_typed_call_errors() {
 async fn a_void_call_runs_unobserved() {
     let host = host();
     let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload =
-        json!({ "writer": channel.writer_ref, "ops": [{ "op": "bytes", "len": 77 }, { "op": "close" }] });
-    let result =
-        call(&host, "test::call", json!({ "function": "test::write", "payload": payload, "mode": "void" }))
-            .await;
+    // A void call of a writer that writes 77 bytes and closes: nobody waits for it.
+    let payload = json!({ "writer": channel.writer_ref, "bytes": 77 });
+    let result = call(
+        &host,
+        "test::call",
+        json!({ "function": "test::write_then_close", "payload": payload, "mode": "void" }),
+    )
+    .await;
     assert!(result.get("error").is_none(), "{result}");
     let mut reader = channel.reader;
     let mut bytes = 0;
