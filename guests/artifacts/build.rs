@@ -34,8 +34,10 @@ const TARGET: &str = "wasm32-wasip2";
 fn main() {
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
-    let repo = manifest_dir.join("../..");
-    let workspace = manifest_dir.join("../rust");
+    // `guests/artifacts` → `guests` → the repository.
+    let guests_dir = manifest_dir.parent().unwrap_or_else(|| fail("guests/artifacts has no parent"));
+    let repo = guests_dir.parent().unwrap_or_else(|| fail("guests/ has no parent"));
+    let workspace = guests_dir.join("rust");
 
     // What the guests are built from: their workspace, and what its crates depend on by
     // path (the SDK's bindings come from `wit/`, the wire vocabulary from `protocol/`).
