@@ -192,15 +192,18 @@ fn read_guests(workspace: &Path) -> Vec<GuestCrate> {
             .unwrap_or_else(|| fail(&format!("{name} is outside guests/rust")))
             .to_string_lossy()
             .replace('\\', "/");
+        // An empty list is allowed, for a component of some other world (a plugin of an
+        // application's own WIT, say); a missing one is not, so none is forgotten.
         let functions: Vec<String> = match package["metadata"]["rill"]["functions"].as_array() {
-            Some(ids) if !ids.is_empty() => ids
+            Some(ids) => ids
                 .iter()
                 .map(|id| id.as_str().map(str::to_owned))
                 .collect::<Option<_>>()
                 .unwrap_or_else(|| fail(&format!("{name}: every function id must be a string"))),
             _ => fail(&format!(
-                "guest crate {name} (guests/rust/{dir}) declares no function ids: add \
-                 `[package.metadata.rill] functions = [\"ns::id\", …]` to its Cargo.toml"
+                "guest crate {name} (guests/rust/{dir}) does not declare its function ids: add \
+                 `[package.metadata.rill] functions = [\"ns::id\", …]` to its Cargo.toml (`[]` \
+                 for a component that serves no rill function)"
             )),
         };
         check_export_list(name, &manifest, &functions);

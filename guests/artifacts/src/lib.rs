@@ -34,7 +34,9 @@
 //! functions = ["test::echo", "test::raw"]
 //! ```
 //!
-//! That list is the only one: [`Guest::functions`] is generated from it, and the tests'
+//! A component that is not a rill function (a plugin of an application's own world)
+//! declares `functions = []`; a `cdylib` without the key fails the build, so no guest is
+//! forgotten. That list is the only one: [`Guest::functions`] is generated from it, and the tests'
 //! hosts, the CLI tests' manifest and the test-exists checks all read it. It lives in
 //! `Cargo.toml` rather than being scraped from source because every guest has one,
 //! whatever it is written with: SDK guests dispatch in `rill_guest::export!`, but guests
