@@ -338,6 +338,7 @@ fn generate(guests: &[GuestCrate], components: &BTreeMap<String, PathBuf>) -> St
             "/// `guests/rust/{dir}` (package `{package}`): serves {list}.\n\
              pub const {constant}: Guest = Guest {{\n    \
                  name: {name:?},\n    \
+                 dir: {dir:?},\n    \
                  package: {package:?},\n    \
                  kind: Kind::{kind},\n    \
                  component: {component:?},\n    \

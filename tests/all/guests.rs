@@ -1,6 +1,6 @@
 //! The guests of `guests/rust`, as `rill-test-artifacts` lists them: every declared
-//! function id is one the component really serves, and every id of a test guest is used
-//! by at least one test.
+//! function id is one the component really serves, every id of a test guest is used by
+//! at least one test, and `rill.toml` maps each id to the crate that declares it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +63,26 @@ fn every_test_guest_function_has_a_test() {
         .filter(|id| !sources.iter().any(|source| source.contains(&format!("\"{id}\""))))
         .collect();
     assert!(untested.is_empty(), "test guest functions no test calls: {untested:?}");
+}
+
+/// `rill.toml`, the example manifest users run, names each function's crate by path: that
+/// crate must be the guest declaring the id.
+#[test]
+fn the_example_manifest_agrees_with_the_guests() {
+    let manifest: toml::Table =
+        std::fs::read_to_string(repo_root().join("rill.toml")).unwrap().parse().unwrap();
+    let functions = manifest["functions"].as_table().unwrap();
+    assert!(!functions.is_empty());
+    for (id, function) in functions {
+        let component = function["component"].as_str().unwrap();
+        let dir = component.strip_prefix("guests/rust/").unwrap_or_else(|| panic!("{id}: {component}"));
+        let guest = rill_test_artifacts::serving(id).unwrap_or_else(|| panic!("no guest declares {id}"));
+        assert_eq!(
+            guest.dir, dir,
+            "rill.toml serves {id} from {component}, but {} declares it",
+            guest.package
+        );
+    }
 }
 
 /// The `.rs` files directly in `dir`.

@@ -47,7 +47,8 @@
 //! - at build time, for a guest with a `rill_guest::export! { "id" => handler, … }`
 //!   block, the block's ids must be exactly the declared ones (in both directions);
 //! - at test time, `tests/all/guests.rs` calls every declared id of every guest and
-//!   fails if the component answers that it does not serve it.
+//!   fails if the component answers that it does not serve it. It also checks that
+//!   `rill.toml`, the example manifest, maps each id to the crate that declares it.
 //!
 //! # Every test guest has a test
 //!
@@ -73,6 +74,8 @@ pub enum Kind {
 pub struct Guest {
     /// The crate's directory name, `-` as `_` (`calls` for `test-guests/calls`).
     pub name: &'static str,
+    /// The crate's directory relative to `guests/rust` (`test-guests/calls`).
+    pub dir: &'static str,
     /// The cargo package name.
     pub package: &'static str,
     /// Example or test guest.
