@@ -322,6 +322,9 @@ fn generate(guests: &[GuestCrate], components: &BTreeMap<String, PathBuf>) -> St
         if len == 0 {
             fail(&format!("{} is missing or empty after the build", component.display()));
         }
+        // A component removed later (`cargo clean` in guests/rust) makes cargo run this
+        // script again, instead of leaving the tests a path to nothing.
+        println!("cargo:rerun-if-changed={}", component.display());
         let name = guest.name();
         let constant = name.to_uppercase();
         if !consts.insert(constant.clone()) {

@@ -20,7 +20,8 @@
 //!   directory, which the guest workspace's lint step and `rill call`'s building of
 //!   `rill.toml` crates use too: each guest is compiled once for all of them.
 //! - It reruns when anything under `guests/rust` (but its `target/`), `wit/` or the
-//!   `protocol/` crate changes; cargo itself then rebuilds only what changed.
+//!   `protocol/` crate changes, or when a built component is changed or removed; the
+//!   nested cargo then rebuilds only what changed.
 //! - Any failure stops the build with a message saying what failed: a missing target
 //!   that rustup cannot add, a guest that does not compile, a `cdylib` with no `.wasm`
 //!   or no declared ids. It never produces an empty or partial list.
