@@ -1,7 +1,7 @@
 //! Soak: stream for minutes while hostile guests attack, and print host memory as it goes.
 //!
 //! ```sh
-//! cargo run --release -p rill --example soak -- 5      # minutes (default 2)
+//! cargo run --release -p rill-host --example soak -- 5      # minutes (default 2)
 //! ```
 //!
 //! Every round streams 64 MiB from the host through `files::process` (checking the

@@ -33,12 +33,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
-use crate::CallError;
-use crate::host::Function;
-
-/// Default of [`HostConfig::max_waiting_calls`](crate::HostConfig::max_waiting_calls):
-/// calls that may wait for an instance slot at once (1,024, four times the default pool).
-pub const DEFAULT_MAX_WAITING_CALLS: usize = 1024;
+use crate::error::CallError;
+use crate::function::FunctionEntry;
 
 /// The gate in front of the instance pool: one permit per slot.
 pub(crate) struct Admission {
@@ -127,7 +123,7 @@ impl Drop for Waiting<'_> {
 /// One call counted against its function's
 /// [`max_concurrent_calls`](crate::Limits::max_concurrent_calls), from the moment it is
 /// accepted until it ends; dropping it gives the place back.
-pub(crate) struct FunctionCalls(Arc<Function>);
+pub(crate) struct FunctionCalls(Arc<FunctionEntry>);
 
 impl FunctionCalls {
     /// Count a call of `function` (registered as `function_id`).
@@ -135,7 +131,10 @@ impl FunctionCalls {
     /// # Errors
     ///
     /// [`CallError::LimitExceeded`] if the function already has as many calls as it may.
-    pub(crate) fn enter(function: &Arc<Function>, function_id: &str) -> Result<FunctionCalls, CallError> {
+    pub(crate) fn enter(
+        function: &Arc<FunctionEntry>,
+        function_id: &str,
+    ) -> Result<FunctionCalls, CallError> {
         let max = function.limits.max_concurrent_calls;
         let entered = function
             .running

@@ -7,7 +7,6 @@
 //! cheap (tens of microseconds); a failed or trapped call never leaves state behind for
 //! the next one.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
@@ -16,39 +15,15 @@ use wasmtime::component::{Component, Linker};
 
 use crate::bindings::FunctionPre;
 use crate::cache::ComponentCache;
-use crate::call::Invocation;
 use crate::error::{LoadError, boxed};
 use crate::rust_guest;
-
-/// Where a function's component comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ComponentSource {
-    /// A built component (`.wasm`).
-    File(PathBuf),
-    /// A Rust guest crate, built with `cargo build --release --target wasm32-wasip2` on
-    /// first use (see [`rust_guest`](crate::rust_guest)).
-    Crate(PathBuf),
-}
-
-impl ComponentSource {
-    /// A crate if `path` is a directory, a component file otherwise.
-    pub fn from_path(path: impl Into<PathBuf>) -> ComponentSource {
-        let path = path.into();
-        if path.is_dir() { ComponentSource::Crate(path) } else { ComponentSource::File(path) }
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            ComponentSource::File(path) | ComponentSource::Crate(path) => path,
-        }
-    }
-}
+use crate::source::ComponentSource;
+use crate::state::CallState;
 
 /// One component, compiled and linked at most once.
 pub(crate) struct ComponentSlot {
     source: ComponentSource,
-    ready: OnceCell<FunctionPre<Invocation>>,
+    ready: OnceCell<FunctionPre<CallState>>,
 }
 
 impl ComponentSlot {
@@ -61,9 +36,9 @@ impl ComponentSlot {
     pub(crate) async fn ready(
         &self,
         engine: &Engine,
-        linker: &Linker<Invocation>,
+        linker: &Linker<CallState>,
         cache: Option<&Arc<ComponentCache>>,
-    ) -> Result<&FunctionPre<Invocation>, LoadError> {
+    ) -> Result<&FunctionPre<CallState>, LoadError> {
         self.ready
             .get_or_try_init(|| async {
                 let source = self.source.clone();

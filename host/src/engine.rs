@@ -1,30 +1,18 @@
 //! The one wasmtime [`Engine`] of a host, and its epoch ticker.
 //!
 //! Wall-clock deadlines on guest code use epoch interruption: a background thread bumps
-//! the engine's epoch every [`EPOCH_TICK`]; at each tick a running guest yields its
+//! the engine's epoch every [`EPOCH_TICK`](crate::EPOCH_TICK); at each tick a running guest yields its
 //! thread to other tasks and is interrupted once its call's deadline has passed. This
 //! stops a guest spinning in wasm code without starving anyone; a guest waiting inside a
 //! host call is stopped by a timeout around the whole call instead (see `call.rs`).
 
 use std::num::NonZeroUsize;
-use std::time::Duration;
-
-use std::path::PathBuf;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::host::TABLE_KEEP_RESIDENT_BYTES;
-use crate::limits::MAX_TABLE_ELEMENTS;
+use crate::limits::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, MAX_TABLE_ELEMENTS, TABLE_KEEP_RESIDENT_BYTES};
 
 use crate::error::{HostError, boxed};
-
-/// How often the epoch advances (10 ms, as Spin does). A runaway guest is stopped at most
-/// about one tick after its deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Most wasm frames kept in a trap's backtrace. Bounds the size of the messages a
-/// deeply recursing guest can make the host build.
-pub const MAX_BACKTRACE_FRAMES: usize = 32;
 
 /// How an engine allocates instances.
 pub(crate) struct EngineOptions {
@@ -128,15 +116,6 @@ fn start_ticker(engine: &Engine) -> Result<(), HostError> {
         })
         .map(drop)
         .map_err(|e| HostError::Engine(Box::new(e)))
-}
-
-/// Where the `rill` CLI caches compiled components: `$RILL_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
-    from("RILL_CACHE_DIR")
-        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
-        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
 }
 
 #[cfg(test)]

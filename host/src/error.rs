@@ -4,11 +4,14 @@
 //!   `trigger`, the CLI) can act on.
 //! - [`LoadError`]: why a function's component could not be made ready to run.
 //! - [`HostError`]: why a host could not be built.
+//! - [`ManifestError`]: why a `rill.toml` could not be used.
 //!
 //! Channel operations report [`ChannelError`](crate::ChannelError) from the broker.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use rill_protocol::CallErrorKind;
 
 use crate::rust_guest::BuildError;
 
@@ -82,20 +85,39 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The stable name of this error's kind (`"not-found"`, `"invalid-input"`,
-    /// `"failed"`, `"trapped"`, `"timed-out"`, `"memory-limit"`, `"out-of-fuel"`,
-    /// `"limit-exceeded"`, `"unavailable"`).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of this error as a guest's `call-error` names it (one table for the host
+    /// and every SDK, [`CallErrorKind`]): a trap is `failed`, the memory and fuel limits
+    /// are `limit-exceeded`.
+    pub fn error_kind(&self) -> CallErrorKind {
         match self {
-            CallError::NotFound(_) => "not-found",
-            CallError::InvalidInput(_) => "invalid-input",
-            CallError::Failed { .. } => "failed",
-            CallError::Trapped { .. } => "trapped",
-            CallError::TimedOut { .. } => "timed-out",
-            CallError::MemoryLimitExceeded { .. } => "memory-limit",
-            CallError::OutOfFuel { .. } => "out-of-fuel",
-            CallError::LimitExceeded(_) => "limit-exceeded",
-            CallError::Unavailable { .. } => "unavailable",
+            CallError::NotFound(_) => CallErrorKind::NotFound,
+            CallError::InvalidInput(_) => CallErrorKind::InvalidInput,
+            CallError::Failed { .. } | CallError::Trapped { .. } => CallErrorKind::Failed,
+            CallError::TimedOut { .. } => CallErrorKind::TimedOut,
+            CallError::MemoryLimitExceeded { .. }
+            | CallError::OutOfFuel { .. }
+            | CallError::LimitExceeded(_) => CallErrorKind::LimitExceeded,
+            CallError::Unavailable { .. } => CallErrorKind::Unavailable,
+        }
+    }
+
+    /// The stable name of this error's kind, as spelled in the WIT contract
+    /// (`"not-found"`, `"failed"`, `"limit-exceeded"`, …). Useful in logs and test
+    /// assertions.
+    pub fn kind(&self) -> &'static str {
+        self.error_kind().wit_name()
+    }
+
+    /// A panic in the host while it ran a call, as that call's failure.
+    pub(crate) fn host_panicked(function_id: String, panic: &(dyn std::any::Any + Send)) -> CallError {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        CallError::Trapped {
+            function_id,
+            message: format!("the host panicked while running the call: {what}"),
         }
     }
 }
@@ -149,7 +171,7 @@ pub enum LoadError {
 pub enum HostError {
     /// The manifest could not be read or parsed.
     #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] ManifestError),
     /// A function id was registered twice or is malformed.
     #[error("invalid function id {id:?}: {reason}")]
     FunctionId {
@@ -164,6 +186,45 @@ pub enum HostError {
     /// No tokio runtime is running; the host needs one for its tasks and timers.
     #[error("a host must be built inside a tokio runtime (use #[tokio::main] or Runtime::enter)")]
     NoRuntime,
+}
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read the manifest {}", path.display())]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid manifest.
+    #[error("invalid manifest {}", path.display())]
+    Parse {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Where and why parsing failed.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A `limits` table does not fit [`Limits`](crate::Limits).
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Box an engine error as a standard error, for `#[source]` fields.

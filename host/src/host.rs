@@ -1,23 +1,32 @@
-//! [`Host`]: the embedding API. Everything the `rill` CLI does goes through it.
+//! [`Host`]: the embedding API, and the function registry behind it.
+//!
+//! A host is built once ([`HostBuilder`] or a manifest): the engine, the linker, the
+//! broker and the registry of functions. It implements the call-another-function seam
+//! ([`Dispatch`]) that the store state owns, so a guest's `trigger` reaches the registry
+//! without any module below this one naming it. Everything the `rill` CLI does goes
+//! through it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
-use rill_broker::{Broker, BrokerConfig, Budget, ChannelError, ChannelOptions, NewChannel};
+use rill_broker::{Broker, BrokerConfig, ChannelError, ChannelOptions, NewChannel};
 use rill_protocol::{CallOptions, FunctionId};
-use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
 
-use crate::admission::{Admission, DEFAULT_MAX_WAITING_CALLS};
-use crate::bindings::Function as FunctionWorld;
+use crate::admission::Admission;
 use crate::cache::ComponentCache;
-use crate::call::Invocation;
-use crate::component::{ComponentSlot, ComponentSource};
-use crate::error::boxed;
+use crate::call::{PreparedCall, Runtime};
+use crate::capabilities::Capabilities;
+use crate::component::ComponentSlot;
+use crate::engine;
+use crate::error::{CallError, HostError, boxed, error_chain};
+use crate::function::FunctionEntry;
+use crate::imports::call_linker;
+use crate::limits::{DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, Limits};
 use crate::manifest::Manifest;
-use crate::{CallError, Capabilities, HostError, Limits, engine};
+use crate::source::ComponentSource;
+use crate::state::{CallFuture, CallScope, Dispatch, RillCtx, Tree, far_future};
 
 /// Host-wide settings.
 #[derive(Debug, Clone)]
@@ -29,8 +38,8 @@ pub struct HostConfig {
     pub broker: BrokerConfig,
     /// Where compiled components are kept between runs, so a component compiles once
     /// (Python and JavaScript components take seconds) and later starts in milliseconds.
-    /// `None` (the default for embedders) compiles in memory only; the CLI uses
-    /// [`default_cache_dir`](crate::default_cache_dir). Entries are checked before use
+    /// `None` (the default for embedders) compiles in memory only; the `rill` CLI uses
+    /// `$RILL_CACHE_DIR` or a directory in the user's cache. Entries are checked before use
     /// (a corrupt or foreign file is recompiled) and at most [`MAX_CACHE_ENTRIES`] are
     /// kept. The directory must be private to the user running the host: compiled code
     /// in it runs as the host.
@@ -62,20 +71,9 @@ pub struct HostConfig {
     /// for each linear memory that has been used — a pool slot holds up to 16 (one per
     /// core instance), and slots stay warm for reuse — so the bound is roughly the
     /// calls that ran at once × their memories × this. 0 hands everything back. Tables
-    /// keep [`TABLE_KEEP_RESIDENT_BYTES`] the same way.
+    /// keep [`TABLE_KEEP_RESIDENT_BYTES`](crate::TABLE_KEEP_RESIDENT_BYTES) the same way.
     pub keep_resident_bytes: usize,
 }
-
-/// Default of [`HostConfig::keep_resident_bytes`] (2 MiB): enough for the memory a small
-/// Rust or C guest touches in a call (a 1 MiB shadow stack plus data and heap).
-pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 2 << 20;
-
-/// Bytes of each pooled table kept mapped and reset in place when a call ends (64 KiB,
-/// 8,192 function references); see [`HostConfig::keep_resident_bytes`].
-pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
-
-/// Default size of the instance pool: calls that can run at once.
-pub const DEFAULT_POOL_SLOTS: u32 = 256;
 
 impl Default for HostConfig {
     fn default() -> Self {
@@ -87,6 +85,45 @@ impl Default for HostConfig {
             max_waiting_calls: DEFAULT_MAX_WAITING_CALLS,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
         }
+    }
+}
+
+impl HostConfig {
+    /// This config with default function [`limits`](HostConfig::limits).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// This config with the [`broker`](HostConfig::broker)'s settings.
+    pub fn with_broker(mut self, broker: BrokerConfig) -> Self {
+        self.broker = broker;
+        self
+    }
+
+    /// This config with a [`cache_dir`](HostConfig::cache_dir) for compiled components.
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// This config with [`pool_slots`](HostConfig::pool_slots) instances in the pool.
+    pub fn with_pool_slots(mut self, slots: Option<u32>) -> Self {
+        self.pool_slots = slots;
+        self
+    }
+
+    /// This config with at most [`max_waiting_calls`](HostConfig::max_waiting_calls)
+    /// calls waiting for an instance slot.
+    pub fn with_max_waiting_calls(mut self, calls: usize) -> Self {
+        self.max_waiting_calls = calls;
+        self
+    }
+
+    /// This config with [`keep_resident_bytes`](HostConfig::keep_resident_bytes).
+    pub fn with_keep_resident_bytes(mut self, bytes: usize) -> Self {
+        self.keep_resident_bytes = bytes;
+        self
     }
 }
 
@@ -149,33 +186,42 @@ pub struct Host {
     inner: Arc<HostInner>,
 }
 
-pub(crate) struct HostInner {
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<Invocation>,
-    pub(crate) broker: Broker,
-    /// Whether the engine meters fuel (some function has a fuel limit).
-    pub(crate) fuel_metering: bool,
-    /// Compiled components on disk, if [`HostConfig::cache_dir`] is set.
-    pub(crate) cache: Option<Arc<ComponentCache>>,
-    /// The gate in front of the instance pool; `None` without a pool.
-    pub(crate) admission: Option<Admission>,
-    functions: HashMap<String, Arc<Function>>,
-}
-
-/// A registered function.
-pub(crate) struct Function {
-    pub(crate) slot: Arc<ComponentSlot>,
-    pub(crate) limits: Limits,
-    pub(crate) capabilities: Capabilities,
-    /// The channels the call trees this function starts may hold, together.
-    pub(crate) budget: Budget,
-    /// Calls of this function running (or waiting for an instance) right now.
-    pub(crate) running: AtomicUsize,
+/// The registry, and what every call of this host shares.
+struct HostInner {
+    runtime: Arc<Runtime>,
+    functions: HashMap<String, Arc<FunctionEntry>>,
 }
 
 impl HostInner {
-    pub(crate) fn function(&self, id: &str) -> Option<Arc<Function>> {
-        self.functions.get(id).cloned()
+    fn function(&self, id: &str) -> Result<Arc<FunctionEntry>, CallError> {
+        self.functions.get(id).cloned().ok_or_else(|| CallError::NotFound(id.to_owned()))
+    }
+
+    /// Check a call of `function_id` from outside (`caller: None`) or from a guest.
+    fn prepare(
+        self: Arc<Self>,
+        function_id: &str,
+        payload: String,
+        caller: Option<&CallScope>,
+        timeout: Option<Duration>,
+    ) -> Result<PreparedCall, CallError> {
+        FunctionId::parse(function_id).map_err(|err| CallError::InvalidInput(err.to_string()))?;
+        let function = self.function(function_id)?;
+        let runtime = Arc::clone(&self.runtime);
+        PreparedCall::new(runtime, self, function, function_id, payload, caller, timeout)
+    }
+}
+
+impl Dispatch for HostInner {
+    fn dispatch(
+        self: Arc<Self>,
+        function_id: &str,
+        payload: String,
+        caller: &CallScope,
+        timeout: Option<Duration>,
+    ) -> Result<CallFuture, CallError> {
+        let prepared = self.prepare(function_id, payload, Some(caller), timeout)?;
+        Ok(Box::pin(prepared.call()))
     }
 }
 
@@ -183,7 +229,7 @@ impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ids: Vec<_> = self.inner.functions.keys().collect();
         ids.sort();
-        f.debug_struct("Host").field("functions", &ids).field("broker", &self.inner.broker).finish()
+        f.debug_struct("Host").field("functions", &ids).field("broker", &self.inner.runtime.broker).finish()
     }
 }
 
@@ -210,11 +256,11 @@ impl Host {
     /// As [`Host::from_manifest`].
     pub fn from_manifest_with(path: &Path, mut config: HostConfig) -> Result<Host, HostError> {
         let manifest = Manifest::from_file(path)?;
-        manifest.host.limits.apply(&mut config.limits);
+        let defaults = config.limits.clone();
+        config.limits = manifest.host_limits(&defaults)?;
         let mut builder = Host::builder().config(config.clone());
         for (id, function) in &manifest.functions {
-            let mut limits = config.limits.clone();
-            function.limits.apply(&mut limits);
+            let limits = manifest.function_limits(id, &defaults)?;
             let function_config = FunctionConfig::new(manifest.source(function))
                 .limits(limits)
                 .capabilities(manifest.capabilities(function));
@@ -275,7 +321,7 @@ impl Host {
         payload: String,
         options: &CallOptions,
     ) -> impl Future<Output = Result<String, CallError>> + Send + 'static + use<> {
-        let prepared = self.inner.prepare(function_id, payload, None, options.timeout);
+        let prepared = Arc::clone(&self.inner).prepare(function_id, payload, None, options.timeout);
         async move { prepared?.call().await }
     }
 
@@ -287,12 +333,39 @@ impl Host {
     /// [`ChannelError::InvalidArgument`] for a buffer size out of range,
     /// [`ChannelError::LimitExceeded`] when the host holds too many channels.
     pub fn create_channel(&self, options: &ChannelOptions) -> Result<NewChannel, ChannelError> {
-        self.inner.broker.create(options)
+        self.inner.runtime.broker.create(options)
     }
 
     /// The channel broker, for opening refs from the host side and for its statistics.
     pub fn broker(&self) -> &Broker {
-        &self.inner.broker
+        &self.inner.runtime.broker
+    }
+
+    /// rill's part of the data of a [`Store`](wasmtime::Store) the application owns, for
+    /// a guest of its own world that imports rill's channels and calls (see
+    /// [`add_to_linker`](crate::add_to_linker)).
+    ///
+    /// The guest's channels are this host's, so refs pass freely between it, the host's
+    /// functions and the application. The guest is the root of a call tree named
+    /// `caller` (in logs and errors): its calls reach this host's functions as calls one
+    /// level below it, and the tree's `limits` bound how deep they nest
+    /// ([`Limits::max_call_depth`]), how many run at once ([`Limits::max_tree_calls`]) and
+    /// the channels the guest and its calls hold together ([`Limits::max_tree_channels`],
+    /// [`Limits::max_tree_buffer_bytes`]). The guest itself has no deadline; each call it
+    /// makes has its own timeout. The store's own limits (memory, fuel, resource table)
+    /// are the application's to set. When the guest fails, call [`RillCtx::fail`] before
+    /// dropping the store so that its readers learn why.
+    pub fn context(&self, caller: &str, limits: &Limits) -> RillCtx {
+        let budget = rill_broker::Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes);
+        let scope = CallScope {
+            function_id: caller.into(),
+            depth: 0,
+            deadline: far_future(),
+            failure: rill_broker::FailureCause::new(),
+            tree: Tree::new(budget, limits),
+        };
+        let dispatch: Arc<dyn Dispatch> = Arc::clone(&self.inner) as Arc<dyn Dispatch>;
+        RillCtx::new(self.inner.runtime.broker.clone(), dispatch, scope)
     }
 
     /// The ids of the functions this host serves, sorted.
@@ -309,17 +382,11 @@ impl Host {
     /// [`CallError::NotFound`] for an unknown id, [`CallError::Unavailable`] when the
     /// component cannot be built, compiled or linked.
     pub async fn prepare(&self, function_id: &str) -> Result<(), CallError> {
-        let function =
-            self.inner.function(function_id).ok_or_else(|| CallError::NotFound(function_id.to_owned()))?;
-        function
-            .slot
-            .ready(&self.inner.engine, &self.inner.linker, self.inner.cache.as_ref())
-            .await
-            .map(drop)
-            .map_err(|err| CallError::Unavailable {
-                function_id: function_id.to_owned(),
-                message: crate::call::error_chain(&err),
-            })
+        let function = self.inner.function(function_id)?;
+        let runtime = &self.inner.runtime;
+        function.slot.ready(&runtime.engine, &runtime.linker, runtime.cache.as_ref()).await.map(drop).map_err(
+            |err| CallError::Unavailable { function_id: function_id.to_owned(), message: error_chain(&err) },
+        )
     }
 }
 
@@ -381,11 +448,7 @@ impl HostBuilder {
             keep_resident_bytes: self.config.keep_resident_bytes,
             max_memory_bytes,
         })?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(boxed(e)))?;
-        FunctionWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .and_then(|()| crate::imports::channels::add_direct_write(&mut linker))
-            .map_err(|e| HostError::Engine(boxed(e)))?;
+        let linker = call_linker(&engine).map_err(|e| HostError::Engine(boxed(e)))?;
 
         let mut slots: HashMap<ComponentSource, Arc<ComponentSlot>> = HashMap::new();
         let mut functions = HashMap::new();
@@ -398,21 +461,14 @@ impl HostBuilder {
             }
             let source = config.source;
             let slot = Arc::clone(slots.entry(source.clone()).or_insert_with(|| ComponentSlot::new(source)));
-            let budget = Budget::new(limits.max_tree_channels, limits.max_tree_buffer_bytes);
-            let function = Function {
-                slot,
-                limits,
-                capabilities: config.capabilities,
-                budget,
-                running: AtomicUsize::new(0),
-            };
-            functions.insert(id, Arc::new(function));
+            functions.insert(id, Arc::new(FunctionEntry::new(slot, limits, config.capabilities)));
         }
         let broker = Broker::new(self.config.broker.clone());
         let cache = self.config.cache_dir.as_deref().map(|dir| Arc::new(ComponentCache::new(dir, &engine)));
         let admission =
             self.config.pool_slots.map(|slots| Admission::new(slots, self.config.max_waiting_calls));
-        let inner = HostInner { engine, linker, broker, fuel_metering, cache, admission, functions };
+        let runtime = Arc::new(Runtime { engine, linker, broker, fuel_metering, cache, admission });
+        let inner = HostInner { runtime, functions };
         Ok(Host { inner: Arc::new(inner) })
     }
 }

@@ -7,23 +7,29 @@
 //! two serializable refs, passes a ref inside a payload, and the receiving function opens
 //! the ref to stream the bytes. The bytes never travel inside the JSON.
 //!
-//! ## Layout
+//! ## Using it
 //!
-//! - [`Host`] (in `host.rs`) is the embedding API: build it from a `rill.toml`
-//!   ([`manifest`]) or in code ([`HostBuilder`]), [`trigger`](Host::trigger) functions,
-//!   and [`create_channel`](Host::create_channel)s whose ends are tokio
+//! - [`Host`] is the embedding API: build it from a `rill.toml` ([`manifest`]) or in code
+//!   ([`HostBuilder`]), [`trigger`](Host::trigger) functions, and
+//!   [`create_channel`](Host::create_channel)s whose ends are tokio
 //!   `AsyncWrite`/`AsyncRead`. The `rill` CLI uses nothing else.
-//! - `call.rs` runs one call: checks, a fresh wasmtime store per call (run in the
-//!   caller's task; `spawn` gets its own), deadlines (epoch interruption plus a timeout around the call), and the rule
-//!   that a failed function aborts the writers it left open.
-//! - `admission.rs` decides which calls may take an instance slot and which wait: a
-//!   gate in front of the instance pool, and each function's share of it.
-//! - `component.rs` turns a [`ComponentSource`] into a linked, cached pre-instance;
-//!   `cache.rs` keeps compiled components on disk; [`rust_guest`] builds guest crates
-//!   on demand.
-//! - `imports/` implements the WIT imports over the broker and the host; the generated
-//!   bindings stay private (`bindings.rs`).
-//! - `stdio.rs` turns guest stdout/stderr into log lines tagged with the function id.
+//! - [`add_to_linker`] puts rill's imports into a `Linker<T>` of an application's own,
+//!   for guests of its own world: the store data implements [`RillView`], and
+//!   [`Host::context`] makes its [`RillCtx`]. The application's guests then share
+//!   channels and calls with the host's functions (wasmtime-wasi's `WasiView` pattern).
+//! - [`Limits`] bound everything a guest can make the host spend, [`Capabilities`] grant
+//!   what a function may reach; both are set per function.
+//!
+//! ## Layers
+//!
+//! Inside, every module names only modules below it (the README draws the graph from the
+//! code, and a test keeps the drawing true): configuration and errors at the bottom; the
+//! engine, the compiled-component cache, guest output and the sandbox; the store state
+//! ([`RillCtx`] and the store data of the calls rill runs), which owns the trait through
+//! which a guest's `trigger` reaches the registry; the generated bindings and the import
+//! adapters, the one place a linker is assembled; the component slot (compile and link
+//! once), admission to the instance pool and the call runner; and [`Host`] on top, which
+//! implements that trait.
 //!
 //! ## Lifecycle
 //!
@@ -37,34 +43,37 @@
 #![deny(missing_docs)]
 
 mod admission;
-mod bindings;
+pub mod bindings;
 mod cache;
 mod call;
 pub mod capabilities;
 mod component;
 mod engine;
 mod error;
+mod function;
 mod host;
 mod imports;
 pub mod limits;
 pub mod manifest;
 pub mod rust_guest;
+mod sandbox;
+mod source;
+mod state;
 mod stdio;
 
-pub use admission::DEFAULT_MAX_WAITING_CALLS;
-pub use cache::{MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
 pub use capabilities::{Capabilities, DirGrant, NetworkGrant};
-pub use component::ComponentSource;
-pub use engine::{EPOCH_TICK, MAX_BACKTRACE_FRAMES, default_cache_dir};
-pub use error::{CallError, HostError, LoadError};
-pub use host::{
-    DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_SLOTS, FunctionConfig, Host, HostBuilder, HostConfig,
-    TABLE_KEEP_RESIDENT_BYTES,
+pub use error::{CallError, HostError, LoadError, ManifestError};
+pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
+pub use imports::add_to_linker;
+pub use limits::{
+    DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, EPOCH_TICK, Limits,
+    MAX_BACKTRACE_FRAMES, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES, MAX_LOG_LINE_BYTES, TABLE_KEEP_RESIDENT_BYTES,
 };
-pub use limits::Limits;
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
     NewChannel, Reader, ReaderStatus, Writer, WriterStatus,
 };
 pub use rill_protocol::{CallOptions, FunctionId, FunctionIdError, MAX_FUNCTION_ID_BYTES};
-pub use stdio::{MAX_LOG_LINE_BYTES, inert};
+pub use source::ComponentSource;
+pub use state::{PendingCall, RillCtx, RillCtxView, RillView};
+pub use stdio::inert;

@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use crate::CallError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::CallError;
 
 /// Default linear memory per instance (64 MiB).
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
@@ -50,8 +53,55 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// monopolise a runtime thread (about a millisecond of compute).
 pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
+// Host-wide bounds: the engine, the instance pool, admission, guest output and the
+// compiled-component cache.
+
+/// How often the epoch advances (10 ms, as Spin does). A runaway guest is stopped at most
+/// about one tick after its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most wasm frames kept in a trap's backtrace. Bounds the size of the messages a
+/// deeply recursing guest can make the host build.
+pub const MAX_BACKTRACE_FRAMES: usize = 32;
+
+/// Default of [`HostConfig::keep_resident_bytes`](crate::HostConfig::keep_resident_bytes) (2 MiB): enough for the memory a small
+/// Rust or C guest touches in a call (a 1 MiB shadow stack plus data and heap).
+pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 2 << 20;
+
+/// Bytes of each pooled table kept mapped and reset in place when a call ends (64 KiB,
+/// 8,192 function references); see [`HostConfig::keep_resident_bytes`](crate::HostConfig::keep_resident_bytes).
+pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
+/// Default size of the instance pool: calls that can run at once.
+pub const DEFAULT_POOL_SLOTS: u32 = 256;
+
+/// Default of [`HostConfig::max_waiting_calls`](crate::HostConfig::max_waiting_calls):
+/// calls that may wait for an instance slot at once (1,024, four times the default pool).
+pub const DEFAULT_MAX_WAITING_CALLS: usize = 1024;
+
+/// Longest log line kept from a guest (4 KiB); longer lines are split. Bounds the host
+/// memory a guest that never prints a newline can make the host hold.
+pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
+
+/// Most compiled components kept in a cache directory. Bounds its disk use as
+/// components change (a small Rust component compiles to a few hundred KiB, a Python
+/// one to tens of MiB).
+pub const MAX_CACHE_ENTRIES: usize = 256;
+
+/// Most bytes of compiled components kept in a cache directory (1 GiB), whatever their
+/// number.
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+
 /// The limits of a function's calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// This is the one schema of limits: `rill.toml`'s `limits` tables are partial
+/// [`Limits`] (the same field names; `timeout_ms` in milliseconds for [`timeout`]), read
+/// by serde from this struct, and [`Limits::overlay`] applies one over another. Setters
+/// ([`Limits::with_timeout`] and friends) build them in code.
+///
+/// [`timeout`]: Limits::timeout
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Linear memory per instance. Protects host memory from a guest that allocates
@@ -59,9 +109,11 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Wall-clock budget of a call that names none. A call never outlives its caller's
     /// deadline either.
+    #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
     /// Fuel (roughly, wasm instructions) per call, for deterministic CPU budgets. `None`
     /// means unmetered; the deadline still applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
     /// Bytes a guest may pass to the host in one host call (a write, a payload, a text
     /// message). Protects host memory from one huge copy.
@@ -125,7 +177,76 @@ impl Default for Limits {
     }
 }
 
+/// A [`Duration`] as whole milliseconds, as `rill.toml` writes `timeout_ms`.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+/// Some of the fields of [`Limits`], by their serde names: a `limits` table of
+/// `rill.toml`. Parsing checks every key and value against [`Limits`] itself, so an
+/// unknown key or a value of the wrong type is an error naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitOverrides(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for LimitOverrides {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = Map::<String, Value>::deserialize(deserializer)?;
+        let overrides = LimitOverrides(table);
+        Limits::default().overlay(&overrides).map_err(serde::de::Error::custom)?;
+        Ok(overrides)
+    }
+}
+
+impl LimitOverrides {
+    /// Whether this table sets no limit.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Limits {
+    /// These limits with the fields `overrides` sets replaced.
+    ///
+    /// # Errors
+    ///
+    /// A field name or value that is not one of [`Limits`]'s (overrides read from a
+    /// manifest were checked when it was parsed, so applying them cannot fail).
+    pub fn overlay(&self, overrides: &LimitOverrides) -> Result<Limits, serde_json::Error> {
+        let Value::Object(mut fields) = serde_json::to_value(self)? else {
+            return Err(serde::ser::Error::custom("limits serialize to an object"));
+        };
+        fields.extend(overrides.0.clone());
+        serde_json::from_value(Value::Object(fields))
+    }
+
+    /// These limits with [`timeout`](Limits::timeout) set.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// These limits with [`max_memory_bytes`](Limits::max_memory_bytes) set.
+    pub fn with_max_memory_bytes(mut self, bytes: usize) -> Self {
+        self.max_memory_bytes = bytes;
+        self
+    }
+
+    /// These limits with [`fuel`](Limits::fuel) set.
+    pub fn with_fuel(mut self, fuel: Option<u64>) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
     /// Check JSON text against these limits as a payload would be checked: its size
     /// first (before any parsing), then its nesting (before a recursive parser sees it),
     /// then its syntax. `what` names the text in the error ("payload", "result").
@@ -186,6 +307,43 @@ pub(crate) fn json_depth(text: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
+    use super::{LimitOverrides, Limits};
+
+    /// Every field of `Limits`, by the name a manifest uses: the serialized defaults, plus
+    /// `fuel` (off by default, so not serialized).
+    fn fields() -> Vec<String> {
+        let Value::Object(defaults) = serde_json::to_value(Limits::default()).unwrap() else {
+            unreachable!()
+        };
+        defaults.keys().cloned().chain(["fuel".to_owned()]).collect()
+    }
+
+    /// Each limit can be set from a manifest table, and setting one changes only it.
+    #[test]
+    fn every_limit_is_settable_by_its_manifest_name_and_only_it() {
+        assert_eq!(fields().len(), 13, "{:?}", fields());
+        for field in fields() {
+            let overrides: LimitOverrides = serde_json::from_value(json!({ field.clone(): 7 })).unwrap();
+            let set = serde_json::to_value(Limits::default().overlay(&overrides).unwrap()).unwrap();
+            let mut expected = serde_json::to_value(Limits::default()).unwrap();
+            expected[&field] = json!(7);
+            assert_eq!(set, expected, "{field}");
+        }
+        let unknown = serde_json::from_value::<LimitOverrides>(json!({ "max_memroy_bytes": 1 })).unwrap_err();
+        assert!(unknown.to_string().contains("unknown field `max_memroy_bytes`"), "{unknown}");
+    }
+
+    /// The README's limits table names every limit by its manifest name.
+    #[test]
+    fn the_readme_lists_every_limit() {
+        let readme = include_str!("../../README.md");
+        let table = readme.split("### Limits").nth(1).unwrap().split("###").next().unwrap();
+        for field in fields() {
+            assert!(table.contains(&format!("`{field}`")), "README's limits table lacks `{field}`");
+        }
+    }
     use super::*;
 
     #[test]

@@ -20,37 +20,13 @@
 //! Several ids may name the same component; it is compiled once and serves them all (the
 //! guest's `handle` receives the id it was called by).
 
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::Deserialize;
-
+pub use crate::error::ManifestError;
+pub use crate::limits::LimitOverrides;
 use crate::{Capabilities, ComponentSource, Limits};
-
-/// Why a manifest could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read the manifest {}", path.display())]
-    Read {
-        /// The manifest's path.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a valid manifest.
-    #[error("invalid manifest {}", path.display())]
-    Parse {
-        /// The manifest's path.
-        path: PathBuf,
-        /// Where and why parsing failed.
-        #[source]
-        source: toml::de::Error,
-    },
-}
 
 /// A parsed `rill.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,51 +70,8 @@ pub struct FunctionSection {
     pub capabilities: Capabilities,
 }
 
-/// A `limits` table: any subset of [`Limits`]; what is missing keeps its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-#[expect(missing_docs, reason = "each field is the Limits field of the same name (timeout in milliseconds)")]
-pub struct LimitOverrides {
-    pub max_memory_bytes: Option<usize>,
-    pub timeout_ms: Option<u64>,
-    pub fuel: Option<u64>,
-    pub max_hostcall_bytes: Option<usize>,
-    pub max_handles: Option<usize>,
-    pub max_tree_channels: Option<usize>,
-    pub max_tree_buffer_bytes: Option<usize>,
-    pub max_tree_calls: Option<usize>,
-    pub max_concurrent_calls: Option<usize>,
-    pub max_payload_bytes: Option<usize>,
-    pub max_json_depth: Option<usize>,
-    pub max_call_depth: Option<u32>,
-    pub max_output_bytes: Option<usize>,
-}
-
-impl LimitOverrides {
-    /// Overwrite the fields of `limits` that this table sets.
-    pub fn apply(&self, limits: &mut Limits) {
-        fn set<T: Copy>(field: &mut T, value: Option<T>) {
-            if let Some(value) = value {
-                *field = value;
-            }
-        }
-        set(&mut limits.max_memory_bytes, self.max_memory_bytes);
-        set(&mut limits.timeout, self.timeout_ms.map(Duration::from_millis));
-        if self.fuel.is_some() {
-            limits.fuel = self.fuel;
-        }
-        set(&mut limits.max_hostcall_bytes, self.max_hostcall_bytes);
-        set(&mut limits.max_handles, self.max_handles);
-        set(&mut limits.max_tree_channels, self.max_tree_channels);
-        set(&mut limits.max_tree_buffer_bytes, self.max_tree_buffer_bytes);
-        set(&mut limits.max_tree_calls, self.max_tree_calls);
-        set(&mut limits.max_concurrent_calls, self.max_concurrent_calls);
-        set(&mut limits.max_payload_bytes, self.max_payload_bytes);
-        set(&mut limits.max_json_depth, self.max_json_depth);
-        set(&mut limits.max_call_depth, self.max_call_depth);
-        set(&mut limits.max_output_bytes, self.max_output_bytes);
-    }
+fn invalid_limits(err: serde_json::Error) -> ManifestError {
+    ManifestError::InvalidLimits(err.to_string())
 }
 
 impl Manifest {
@@ -171,6 +104,31 @@ impl Manifest {
         ComponentSource::from_path(self.base_dir.join(&function.component))
     }
 
+    /// The limits a host built from this manifest on `defaults` applies to function `id`:
+    /// `[host.limits]` over `defaults`, then the function's own `limits` (if it is one of
+    /// the manifest's) over those.
+    ///
+    /// # Errors
+    ///
+    /// [`ManifestError::InvalidLimits`] if a table does not fit [`Limits`] (cannot happen
+    /// for a manifest that was parsed: its tables were checked then).
+    pub fn function_limits(&self, id: &str, defaults: &Limits) -> Result<Limits, ManifestError> {
+        let host = self.host_limits(defaults)?;
+        match self.functions.get(id) {
+            Some(function) => host.overlay(&function.limits).map_err(invalid_limits),
+            None => Ok(host),
+        }
+    }
+
+    /// `[host.limits]` over `defaults`: the limits of functions with none of their own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manifest::function_limits`].
+    pub fn host_limits(&self, defaults: &Limits) -> Result<Limits, ManifestError> {
+        defaults.overlay(&self.host.limits).map_err(invalid_limits)
+    }
+
     /// A function's capabilities, with granted directories resolved against the manifest.
     pub fn capabilities(&self, function: &FunctionSection) -> Capabilities {
         let mut capabilities = function.capabilities.clone();
@@ -183,6 +141,8 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -208,13 +168,11 @@ mod tests {
             component = "guests/files.wasm"
         "#;
         let manifest = Manifest::parse(text, "/srv").unwrap();
-        let mut defaults = Limits::default();
-        manifest.host.limits.apply(&mut defaults);
+        let defaults = Limits::default().overlay(&manifest.host.limits).unwrap();
         assert_eq!(defaults.timeout, Duration::from_secs(5));
 
         let process = &manifest.functions["files::process"];
-        let mut limits = defaults.clone();
-        process.limits.apply(&mut limits);
+        let limits = defaults.overlay(&process.limits).unwrap();
         assert_eq!(
             (limits.max_memory_bytes, limits.fuel, limits.timeout),
             (1_000_000, Some(42), Duration::from_secs(5))
@@ -240,7 +198,14 @@ mod tests {
         assert!(Manifest::parse("[functions.\"a\"]\n", "/").is_err(), "component is required");
         let bad_limit =
             "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".limits]\nmax_memroy_bytes = 1\n";
-        assert!(Manifest::parse(bad_limit, "/").is_err());
+        let err = Manifest::parse(bad_limit, "/").unwrap_err();
+        assert!(err.to_string().contains("unknown field `max_memroy_bytes`"), "{err}");
+        let bad_type =
+            "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".limits]\ntimeout_ms = \"soon\"\n";
+        let err = Manifest::parse(bad_type, "/").unwrap_err();
+        assert!(err.to_string().contains("invalid type: string \"soon\""), "{err}");
+        let negative = "[host.limits]\nmax_handles = -1\n";
+        assert!(Manifest::parse(negative, "/").is_err(), "a limit is never negative");
         let bad_grant = "[functions.\"a\"]\ncomponent = \"x\"\n[functions.\"a\".capabilities]\nnetwork = [\"example.com:80\"]\n";
         assert!(Manifest::parse(bad_grant, "/").unwrap_err().to_string().contains("invalid network grant"));
     }

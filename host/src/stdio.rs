@@ -13,9 +13,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Longest log line kept from a guest (4 KiB); longer lines are split. Bounds the host
-/// memory a guest that never prints a newline can make the host hold.
-pub const MAX_LOG_LINE_BYTES: usize = 4 << 10;
+use crate::limits::MAX_LOG_LINE_BYTES;
 
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy)]

@@ -77,7 +77,8 @@ async fn memory_limit_obeyed() {
 async fn memory_limit_violated() {
     let host = hostile_host().await;
     let err = host.trigger("test::alloc", &json!({ "bytes": 80 << 20 })).await.unwrap_err();
-    assert_eq!(err.kind(), "memory-limit", "{err}");
+    assert!(matches!(err, CallError::MemoryLimitExceeded { .. }), "{err}");
+    assert_eq!(err.kind(), "limit-exceeded", "what a guest calling it would see");
 }
 
 /// Stream `hostile::huge_write`'s single write of `bytes` into a host-side reader.

@@ -67,7 +67,8 @@ async fn writer_trap_mid_stream_is_an_error_at_the_reader() {
     let (written, read) = write_and_read(&host, "test::write_then_trap", payload, json!({})).await;
     // The writer's call trapped.
     let err = written.unwrap_err();
-    assert_eq!(err.kind(), "trapped", "{err}");
+    assert!(matches!(err, rill::CallError::Trapped { .. }), "{err}");
+    assert_eq!(err.kind(), "failed", "what a guest calling it would see");
     // The reader gets the buffered bytes, then an abort naming the trap.
     assert_eq!(read["bytes"], 70_000);
     assert_eq!(read["sha256"], sha256_hex(&pattern(70_000, 2)));

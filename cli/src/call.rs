@@ -25,20 +25,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::exit;
+
 pub(crate) use streams::{Input, feed};
 
-pub(crate) const EXIT_FAILED: u8 = 1;
-pub(crate) const EXIT_INPUT: u8 = 2;
-pub(crate) const EXIT_TIMEOUT: u8 = 3;
-pub(crate) const EXIT_LIMIT: u8 = 4;
-pub(crate) const EXIT_HOST: u8 = 5;
-pub(crate) const EXIT_STREAM: u8 = 6;
-pub(crate) const EXIT_TRAPPED: u8 = 7;
-pub(crate) const EXIT_MEMORY: u8 = 8;
-pub(crate) const EXIT_FUEL: u8 = 9;
+/// The end of `rill call --help`: where results, streams and messages go, and the exit
+/// codes ([`exit`]).
+pub(crate) fn after_help() -> String {
+    format!("{WHERE_THINGS_GO}\n\n{}", exit::help())
+}
 
-/// The end of `rill call --help`: where results, streams and messages go, and the exit codes.
-pub(crate) const AFTER_HELP: &str = "\
+const WHERE_THINGS_GO: &str = "\
 Where things go:
   The result JSON goes to stdout; when a --writer-to stream writes stdout (FIELD=-), the
   result goes to stderr instead, or to --result-to PATH. Text messages and warnings go to
@@ -46,20 +43,7 @@ Where things go:
   warning naming the field; the exit code is still 0. If the consumer of a stdout stream
   closes the pipe (`rill call ... | head`), rill stops streaming, the function's writes
   see `closed`, and rill exits 0 with a one-line note. An output that accepts nothing for
-  60 s fails the call (exit 6).
-
-Exit codes:
-  0  the function returned a result (or a stdout stream's consumer closed the pipe)
-  1  the function returned an error
-  2  bad input: usage, payload JSON, payload file, unknown function, field paths
-  3  the function did not finish before its deadline
-  4  a limit was exceeded (for example the payload size)
-  5  the host could not start or load the function (manifest, build, compile)
-  6  a stream failed: a file could not be read or written, an output stalled, or the
-     function aborted or never opened a --writer-to channel
-  7  the function trapped (the trap and the guest backtrace are printed)
-  8  the function exceeded its memory limit
-  9  the function ran out of fuel";
+  60 s fails the call (exit 6).";
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
@@ -105,17 +89,8 @@ struct Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         let error = error.into();
-        let code = match error.downcast_ref::<CallError>() {
-            Some(CallError::Failed { .. }) => EXIT_FAILED,
-            Some(CallError::Trapped { .. }) => EXIT_TRAPPED,
-            Some(CallError::MemoryLimitExceeded { .. }) => EXIT_MEMORY,
-            Some(CallError::OutOfFuel { .. }) => EXIT_FUEL,
-            Some(CallError::NotFound(_) | CallError::InvalidInput(_)) => EXIT_INPUT,
-            Some(CallError::TimedOut { .. }) => EXIT_TIMEOUT,
-            Some(CallError::LimitExceeded(_)) => EXIT_LIMIT,
-            Some(_) => EXIT_HOST,
-            None => EXIT_STREAM,
-        };
+        // What is not a call's error is a stream's: reading or writing a file or a channel.
+        let code = error.downcast_ref::<CallError>().map_or(exit::STREAM, exit::of_call_error);
         Failure { code, error }
     }
 }
@@ -125,7 +100,7 @@ fn fail(code: u8, error: anyhow::Error) -> Failure {
 }
 
 fn usage(message: String) -> Failure {
-    fail(EXIT_INPUT, anyhow!(message))
+    fail(exit::INPUT, anyhow!(message))
 }
 
 /// Run `rill call` and turn its outcome into an exit code.
@@ -181,9 +156,9 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     }
 
     let mut config = HostConfig::default();
-    config.cache_dir = if args.no_cache { None } else { rill::default_cache_dir() };
+    config.cache_dir = if args.no_cache { None } else { crate::default_cache_dir() };
     let host = Host::from_manifest_with(&args.manifest, config.clone())
-        .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
+        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))?;
     // Build and compile the function before any channel exists: a channel's attach
     // deadline must not be spent compiling (a first build of a guest crate can take
     // minutes on a fresh machine).
@@ -196,7 +171,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
             let file = tokio::fs::File::create(path)
                 .await
                 .with_context(|| format!("cannot create the result file {}", path.display()))
-                .map_err(|e| fail(EXIT_INPUT, e))?;
+                .map_err(|e| fail(exit::INPUT, e))?;
             ResultTo::File(path.clone(), file)
         }
         None if stream_owns_stdout => ResultTo::Stderr,
@@ -211,7 +186,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     let consumer_closed = Arc::new(AtomicBool::new(false));
     let mut feeds = Vec::new();
     for (field, path) in readers {
-        let channel = host.create_channel(&options).map_err(|e| fail(EXIT_INPUT, anyhow!(e)))?;
+        let channel = host.create_channel(&options).map_err(|e| fail(exit::INPUT, anyhow!(e)))?;
         payload = put_ref(&payload, &field, &channel.reader_ref.to_value())?;
         // The local reader is never used, so it never claims the end: the function does.
         drop(channel.reader);
@@ -221,7 +196,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     }
     let mut drains = Vec::new();
     for (field, path) in writers {
-        let channel = host.create_channel(&options).map_err(|e| fail(EXIT_INPUT, anyhow!(e)))?;
+        let channel = host.create_channel(&options).map_err(|e| fail(exit::INPUT, anyhow!(e)))?;
         payload = put_ref(&payload, &field, &channel.writer_ref.to_value())?;
         drop(channel.writer);
         let output = open_output(&path).await?;
@@ -298,7 +273,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
         }
     }
     if let Some(err) = stream_failure {
-        return Err(fail(EXIT_STREAM, err));
+        return Err(fail(exit::STREAM, err));
     }
     if consumer_closed {
         eprintln!("note: the output's consumer closed the pipe, so streaming stopped before the end");
@@ -334,7 +309,7 @@ async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
             written.await.with_context(|| format!("writing the result to {}", path.display()))
         }
     };
-    written.map_err(|e| fail(EXIT_STREAM, e))
+    written.map_err(|e| fail(exit::STREAM, e))
 }
 
 /// The limits the host applies to `function_id`, read from the manifest as
@@ -342,13 +317,10 @@ async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
 /// it is read whole.
 fn function_limits(manifest: &Path, function_id: &str, config: &HostConfig) -> Result<Limits, Failure> {
     let manifest = Manifest::from_file(manifest)
-        .map_err(|e| fail(EXIT_HOST, anyhow!(e).context("cannot start the host")))?;
-    let mut limits = config.limits.clone();
-    manifest.host.limits.apply(&mut limits);
-    if let Some(function) = manifest.functions.get(function_id) {
-        function.limits.apply(&mut limits);
-    }
-    Ok(limits)
+        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))?;
+    manifest
+        .function_limits(function_id, &config.limits)
+        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))
 }
 
 /// Put a ref at the dotted `field` of the payload text.
@@ -378,7 +350,7 @@ async fn open_input(path: &str) -> Result<Input, Failure> {
             Input::Stream(Box::new(file))
         })
     };
-    opened.await.with_context(|| format!("cannot open {path} for reading")).map_err(|e| fail(EXIT_INPUT, e))
+    opened.await.with_context(|| format!("cannot open {path} for reading")).map_err(|e| fail(exit::INPUT, e))
 }
 
 async fn open_output(path: &str) -> Result<streams::Output, Failure> {
@@ -388,7 +360,7 @@ async fn open_output(path: &str) -> Result<streams::Output, Failure> {
     let file = tokio::fs::File::create(path)
         .await
         .with_context(|| format!("cannot create {path}"))
-        .map_err(|e| fail(EXIT_INPUT, e))?;
+        .map_err(|e| fail(exit::INPUT, e))?;
     Ok(Box::new(file))
 }
 
@@ -408,6 +380,6 @@ mod tests {
     #[test]
     fn the_help_states_the_stall_timeout() {
         let stated = format!("{} s fails the call", streams::STALLED_OUTPUT_TIMEOUT.as_secs());
-        assert!(AFTER_HELP.contains(&stated), "AFTER_HELP must say {stated:?}");
+        assert!(after_help().contains(&stated), "the help must say {stated:?}");
     }
 }

@@ -1,10 +1,11 @@
-//! The `rill` command line. Parsing and exit codes live here; the work is done by the
-//! library's [`rill::Host`] (see `call.rs` for `rill call`).
+//! The `rill` command line. Parsing lives here and the exit codes in `exit.rs`; the work
+//! is done by the library's [`rill::Host`] (see `call.rs` for `rill call`).
 
 #![allow(clippy::print_stdout, reason = "a command line prints its results")]
 
 mod bench;
 mod call;
+mod exit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Call a function and print its JSON result.
-    #[command(after_long_help = call::AFTER_HELP)]
+    #[command(after_long_help = call::after_help())]
     Call(call::CallArgs),
     /// Measure rill's speed against this machine's limits (memcpy, a host-only stream).
     Bench(bench::BenchArgs),
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(call::EXIT_HOST);
+            return ExitCode::from(exit::HOST);
         }
     };
     // Run the command on a worker thread rather than on the thread blocked in
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
     });
     let code = runtime.block_on(command).unwrap_or_else(|err| {
         eprintln!("error: the command failed unexpectedly: {err}");
-        ExitCode::from(call::EXIT_HOST)
+        ExitCode::from(exit::HOST)
     });
     // The command is done: do not wait for threads still blocked (a read of standard
     // input cannot be cancelled, and would hold the exit until the user typed a line).
@@ -75,9 +76,19 @@ fn list_functions(manifest: &std::path::Path) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {:#}", anyhow::Error::from(err));
-            ExitCode::from(call::EXIT_HOST)
+            ExitCode::from(exit::HOST)
         }
     }
+}
+
+/// Where `rill` caches compiled components: `$RILL_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set. (The
+/// library caches nothing unless told where: [`rill::HostConfig::cache_dir`].)
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from("RILL_CACHE_DIR")
+        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
+        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
 }
 
 /// Log lines go to stderr. `RILL_LOG` takes `tracing` filter directives; by default only

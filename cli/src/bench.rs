@@ -70,7 +70,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(crate::call::EXIT_HOST)
+            ExitCode::from(crate::exit::HOST)
         }
     }
 }
@@ -283,7 +283,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let stream_total: u64 = (1 << 30) / scale;
     let calls = 20_000 / scale as usize;
     let mut config = HostConfig::default();
-    config.cache_dir = rill::default_cache_dir();
+    config.cache_dir = crate::default_cache_dir();
     let host = Host::from_manifest_with(&args.manifest, config).context("cannot start the host")?;
     for id in ["bench::noop", "bench::write", "bench::read", "bench::call_loop"] {
         host.prepare(id).await.with_context(|| format!("the manifest must declare {id}"))?;

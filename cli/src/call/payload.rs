@@ -12,7 +12,8 @@ use anyhow::{Context, anyhow};
 use rill::{CallError, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{EXIT_INPUT, Failure, fail};
+use super::{Failure, fail};
+use crate::exit;
 
 /// Where the payload text comes from.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,12 +51,12 @@ pub(crate) async fn read(source: &Source<'_>, limits: &Limits) -> Result<String,
         Source::Stdin => read_bounded(tokio::io::stdin(), "standard input", limits).await?,
         Source::File(path) => {
             if path.as_os_str().is_empty() {
-                return Err(fail(EXIT_INPUT, anyhow!("`@` must be followed by a path, or `-` for stdin")));
+                return Err(fail(exit::INPUT, anyhow!("`@` must be followed by a path, or `-` for stdin")));
             }
             let file = tokio::fs::File::open(path)
                 .await
                 .with_context(|| format!("cannot open the payload file {}", path.display()))
-                .map_err(|e| fail(EXIT_INPUT, e))?;
+                .map_err(|e| fail(exit::INPUT, e))?;
             read_bounded(file, &path.display().to_string(), limits).await?
         }
     };
@@ -71,7 +72,7 @@ async fn read_bounded(input: impl AsyncRead + Unpin, what: &str, limits: &Limits
         .read_to_end(&mut bytes)
         .await
         .with_context(|| format!("cannot read the payload from {what}"))
-        .map_err(|e| fail(EXIT_INPUT, e))?;
+        .map_err(|e| fail(exit::INPUT, e))?;
     if bytes.len() > max {
         return Err(CallError::LimitExceeded(format!(
             "the payload in {what} is more than {max} bytes; at most {max} bytes are allowed \
@@ -79,7 +80,7 @@ async fn read_bounded(input: impl AsyncRead + Unpin, what: &str, limits: &Limits
         ))
         .into());
     }
-    String::from_utf8(bytes).map_err(|_| fail(EXIT_INPUT, anyhow!("the payload in {what} is not UTF-8 text")))
+    String::from_utf8(bytes).map_err(|_| fail(exit::INPUT, anyhow!("the payload in {what} is not UTF-8 text")))
 }
 
 /// Why a field could not be set.
