@@ -10,32 +10,17 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-/// A manifest naming the prebuilt example components, so `rill` itself builds nothing
-/// (and spawns no cargo whose memory would count as the child's).
+/// A manifest naming every function of every guest in `guests/rust`, built by
+/// `rill-test-artifacts`, so `rill` itself builds nothing (and spawns no cargo whose
+/// memory would count as the child's).
 fn manifest() -> &'static Path {
     static MANIFEST: OnceLock<PathBuf> = OnceLock::new();
     MANIFEST.get_or_init(|| {
         let mut text = String::new();
-        for (id, dir) in [
-            ("files::process", "examples/files"),
-            ("transform::uppercase", "examples/transform"),
-            ("words::count", "examples/progress"),
-            ("test::trap", "test-guests/scenario"),
-            ("test::echo", "test-guests/scenario"),
-            ("test::raw", "test-guests/scenario"),
-            ("test::read", "test-guests/scenario"),
-            ("test::spin", "test-guests/scenario"),
-            ("bench::noop", "examples/bench"),
-            ("bench::write", "examples/bench"),
-            ("bench::read", "examples/bench"),
-            ("bench::call_loop", "examples/bench"),
-        ] {
-            let wasm = rill_build::build_crate(&repo_root().join("guests/rust").join(dir)).unwrap();
-            text.push_str(&format!("[functions.{id:?}]\ncomponent = {:?}\n\n", wasm.display().to_string()));
+        for guest in rill_test_artifacts::GUESTS {
+            for id in guest.functions {
+                text.push_str(&format!("[functions.{id:?}]\ncomponent = {:?}\n\n", guest.component));
+            }
         }
         let path = std::env::temp_dir().join(format!("rill-cli-test-{}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
@@ -60,7 +45,7 @@ fn stdout_json(output: &Output) -> serde_json::Value {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
@@ -83,7 +68,7 @@ fn random_file(path: &Path, len: usize) -> String {
         left -= n;
     }
     file.flush().unwrap();
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", hasher.finalize())
 }
 
 /// Run `cmd` to completion and return its output and its peak resident set in bytes,

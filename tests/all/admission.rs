@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use rill::{CallError, CallOptions, FunctionConfig, Host, HostConfig, Limits};
-use rill_tests::{assert_no_leaks, host_with_functions, hostile_component};
+use rill_test_artifacts::HOSTILE;
+use rill_tests::{assert_no_leaks, component, host_with_functions};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -30,7 +31,7 @@ async fn gated_host(pool_slots: Option<u32>, max_waiting: usize, special: &[(&st
 fn block_limited_to(max: usize) -> (&'static str, FunctionConfig) {
     let mut limits = Limits::default();
     limits.max_concurrent_calls = max;
-    ("hostile::block", FunctionConfig::new(hostile_component()).limits(limits))
+    ("hostile::block", FunctionConfig::new(component(&HOSTILE)).limits(limits))
 }
 
 /// Start `count` calls of `hostile::block` from the embedding API, each ending at
@@ -192,7 +193,7 @@ async fn concurrent_calls_violated_by_recursion_fails_rather_than_deadlocks() {
     // limit that made calls wait would wait forever (until the deadline). It fails at once.
     let mut limits = Limits::default();
     limits.max_concurrent_calls = 4;
-    let recurse = ("hostile::recurse", FunctionConfig::new(hostile_component()).limits(limits));
+    let recurse = ("hostile::recurse", FunctionConfig::new(component(&HOSTILE)).limits(limits));
     let host = gated_host(Some(16), 8, &[recurse]).await;
     let started = Instant::now();
     let result = host.trigger("hostile::recurse", &json!({})).await.unwrap();

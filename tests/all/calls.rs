@@ -90,11 +90,14 @@ async fn guests_get_typed_call_errors() {
 async fn a_void_call_runs_unobserved() {
     let host = host();
     let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload =
-        json!({ "writer": channel.writer_ref, "ops": [{ "op": "bytes", "len": 77 }, { "op": "close" }] });
-    let result =
-        call(&host, "test::call", json!({ "function": "test::write", "payload": payload, "mode": "void" }))
-            .await;
+    // A void call of a writer that writes 77 bytes and closes: nobody waits for it.
+    let payload = json!({ "writer": channel.writer_ref, "bytes": 77 });
+    let result = call(
+        &host,
+        "test::call",
+        json!({ "function": "test::write_then_close", "payload": payload, "mode": "void" }),
+    )
+    .await;
     assert!(result.get("error").is_none(), "{result}");
     let mut reader = channel.reader;
     let mut bytes = 0;
@@ -137,6 +140,9 @@ async fn deadline_violated_by_a_spinning_guest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_violated_by_a_guest_blocked_in_a_host_call() {
     let host = host();
+    // Compiled first: under load, compiling could take the whole 200 ms, and the call would
+    // then time out before the guest opened its reader, which is not what this checks.
+    host.prepare("test::read").await.unwrap();
     let channel = host.create_channel(&ChannelOptions::default()).unwrap();
     let mut writer = channel.writer;
     writer.write(&b"x"[..]).await.unwrap(); // attached, but nothing more ever comes

@@ -4,14 +4,15 @@
 use std::net::TcpListener;
 
 use rill::{Capabilities, DirGrant, FunctionConfig, HostConfig, NetworkGrant};
-use rill_tests::{call, host_with_functions, hostile_component};
+use rill_test_artifacts::HOSTILE;
+use rill_tests::{call, component, host_with_functions};
 use serde_json::{Value, json};
 
 fn host_granting(capabilities: Capabilities) -> rill::Host {
     let probes = ["hostile::read_file", "hostile::write_file", "hostile::env", "hostile::connect"];
     let special: Vec<_> = probes
         .iter()
-        .map(|id| (*id, FunctionConfig::new(hostile_component()).capabilities(capabilities.clone())))
+        .map(|id| (*id, FunctionConfig::new(component(&HOSTILE)).capabilities(capabilities.clone())))
         .collect();
     host_with_functions(HostConfig::default(), &special)
 }

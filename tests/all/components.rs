@@ -3,11 +3,9 @@
 
 use std::path::PathBuf;
 
-use rill::{
-    CallOptions, ComponentSource, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES,
-    MAX_CACHE_ENTRIES,
-};
-use rill_tests::guest;
+use rill::{CallOptions, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
+use rill_test_artifacts::CALLS;
+use rill_tests::component;
 use serde_json::json;
 
 fn cached_host(dir: &std::path::Path) -> Host {
@@ -21,7 +19,7 @@ fn cached_host_with(dir: &std::path::Path, fuel: Option<u64>) -> Host {
     config.cache_dir = Some(dir.to_path_buf());
     let mut limits = Limits::default();
     limits.fuel = fuel;
-    let function = FunctionConfig::new(ComponentSource::File(guest("test-guests/scenario"))).limits(limits);
+    let function = FunctionConfig::new(component(&CALLS)).limits(limits);
     Host::builder().config(config).function_with("test::echo", function).build().unwrap()
 }
 

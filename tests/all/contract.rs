@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use rill::{BrokerConfig, CallError, ChannelError, ChannelOptions, FunctionConfig, HostConfig, Item, Limits};
-use rill_tests::{assert_no_leaks, contract_component, host_with, host_with_functions, warm_up};
+use rill_test_artifacts::CONTRACT;
+use rill_tests::{assert_no_leaks, component, host_with, host_with_functions, warm_up};
 use serde_json::{Value, json};
 
 /// How long any contract check may take: far below the 30 s call deadline and the 60 s
@@ -502,7 +503,7 @@ async fn a_function_that_abandons_a_channel_on_each_failed_call_keeps_working() 
     let mut limits = Limits::default();
     limits.max_tree_channels = 10;
     limits.max_tree_buffer_bytes = 2 * rill::broker::DEFAULT_BUFFER_BYTES;
-    let config = FunctionConfig::new(contract_component()).limits(limits);
+    let config = FunctionConfig::new(component(&CONTRACT)).limits(limits);
     let host = host_with_functions(HostConfig::default(), &[("contract::local", config)]);
     warm_up(&host).await;
     // Each call creates a channel, drops nothing on purpose, and fails (or traps).

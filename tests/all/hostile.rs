@@ -11,9 +11,9 @@
 use std::time::{Duration, Instant};
 
 use rill::{BrokerConfig, CallError, CallOptions, ChannelOptions, FunctionConfig, HostConfig, Item, Limits};
+use rill_test_artifacts::{COMPONENTS, HOSTILE};
 use rill_tests::{
-    assert_no_leaks, call, host_with, host_with_functions, hostile_component, rss_bytes, scenario_component,
-    warm_up, with_bystander,
+    assert_no_leaks, call, component, host_with, host_with_functions, rss_bytes, warm_up, with_bystander,
 };
 use serde_json::{Value, json};
 
@@ -297,9 +297,8 @@ async fn a_reader_that_never_reads_blocks_the_writer_in_bounded_memory_until_it_
         &CallOptions::new().timeout(Duration::from_secs(2)),
     );
     let writer = host.trigger_with(
-        "test::write",
-        json!({ "writer": channel.writer_ref, "ops": [{ "op": "write_until_error", "chunk": 4096 }] })
-            .to_string(),
+        "test::write_until_error",
+        json!({ "writer": channel.writer_ref, "chunk": 4096 }).to_string(),
         &CallOptions::new().timeout(Duration::from_millis(600)),
     );
     let broker = host.broker().clone();
@@ -335,8 +334,8 @@ async fn fuel_obeyed_and_violated() {
     let host = host_with_functions(
         HostConfig::default(),
         &[
-            ("test::spin", FunctionConfig::new(scenario_component()).limits(generous)),
-            ("hostile::loop", FunctionConfig::new(hostile_component()).limits(scarce)),
+            ("test::spin", FunctionConfig::new(component(&COMPONENTS)).limits(generous)),
+            ("hostile::loop", FunctionConfig::new(component(&HOSTILE)).limits(scarce)),
         ],
     );
     let spun = host.trigger_with(

@@ -1,18 +1,17 @@
 //! Shared helpers for rill's integration tests.
 //!
-//! Guests are built by the harness, never by hand: [`guest`] builds a guest crate from
-//! `guests/rust/` with the project's builder ([`rill_build`]) once per test
-//! process and returns its component. [`host_with`] registers the example, scenario,
-//! contract and hostile functions from those prebuilt components.
+//! Guests are built by the harness, never by hand and never at test run time: the
+//! [`rill_test_artifacts`] crate's build script builds `guests/rust/` and generates each
+//! component's path and function ids. [`host_with`] registers every function of every
+//! guest (examples and test guests) from those components.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a panic is a test failure")]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use rill::{ComponentSource, FunctionConfig, Host, HostConfig};
+use rill_test_artifacts::{GUESTS, Guest};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -21,78 +20,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The component built from the guest crate at `guests/rust/<crate_dir>`, built once per
-/// process.
-pub fn guest(crate_dir: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    built
-        .entry(crate_dir.to_owned())
-        .or_insert_with(|| {
-            let dir = repo_root().join("guests/rust").join(crate_dir);
-            rill_build::build_crate(&dir).unwrap_or_else(|e| panic!("building guest {crate_dir}: {e}"))
-        })
-        .clone()
-}
-
 /// Where test hosts cache compiled components.
 pub fn test_cache_dir() -> PathBuf {
     repo_root().join("target").join("rill-test-cache")
 }
 
-/// The function ids served by the scenario guest.
-pub const SCENARIO_FUNCTIONS: &[&str] = &[
-    "test::echo",
-    "test::raw",
-    "test::fail",
-    "test::trap",
-    "test::write",
-    "test::read",
-    "test::open",
-    "test::create",
-    "test::pipeline",
-    "test::call",
-    "test::interleave",
-    "test::spin",
-    "test::alloc",
-    "test::residue",
-];
+/// `guest`'s component, for registering its functions specially.
+pub fn component(guest: &Guest) -> ComponentSource {
+    ComponentSource::File(guest.path().to_path_buf())
+}
 
-/// The function ids served by the hostile guest.
-pub const HOSTILE_FUNCTIONS: &[&str] = &[
-    "hostile::loop",
-    "hostile::memory_bomb",
-    "hostile::huge_write",
-    "hostile::channel_flood",
-    "hostile::handle_flood",
-    "hostile::guess_refs",
-    "hostile::replay",
-    "hostile::recurse",
-    "hostile::deep_result",
-    "hostile::big_result",
-    "hostile::stdout_flood",
-    "hostile::never_read",
-    "hostile::fan_out",
-    "hostile::write_then_fail",
-    "hostile::read_file",
-    "hostile::write_file",
-    "hostile::env",
-    "hostile::connect",
-    "hostile::block",
-];
-
-/// The function ids served by the contract guest (written against `wit/` alone).
-pub const CONTRACT_FUNCTIONS: &[&str] = &["contract::local", "contract::remote"];
-
-/// The example functions and the guest crate serving each.
-pub const EXAMPLE_FUNCTIONS: &[(&str, &str)] = &[
-    ("files::process", "examples/files"),
-    ("files::produce", "examples/producer"),
-    ("transform::uppercase", "examples/transform"),
-    ("words::count", "examples/progress"),
-];
-
-/// A host serving the example, scenario, contract and hostile functions, with `config`.
+/// A host serving every function of every guest in `guests/rust`, with `config`.
 pub fn host_with(config: HostConfig) -> Host {
     host_with_functions(config, &[])
 }
@@ -107,20 +45,10 @@ pub fn host_with_functions(mut config: HostConfig, special: &[(&str, FunctionCon
         builder = builder.function_with(*id, function.clone());
     }
     let taken = |id: &str| special.iter().any(|(s, _)| *s == id);
-    let hostile = guest("test-guests/hostile");
-    for id in HOSTILE_FUNCTIONS.iter().filter(|id| !taken(id)) {
-        builder = builder.function(*id, ComponentSource::File(hostile.clone()));
-    }
-    let scenario = guest("test-guests/scenario");
-    for id in SCENARIO_FUNCTIONS.iter().filter(|id| !taken(id)) {
-        builder = builder.function(*id, ComponentSource::File(scenario.clone()));
-    }
-    let contract = guest("test-guests/contract");
-    for id in CONTRACT_FUNCTIONS.iter().filter(|id| !taken(id)) {
-        builder = builder.function(*id, ComponentSource::File(contract.clone()));
-    }
-    for (id, dir) in EXAMPLE_FUNCTIONS.iter().filter(|(id, _)| !taken(id)) {
-        builder = builder.function(*id, ComponentSource::File(guest(dir)));
+    for guest in GUESTS {
+        for id in guest.functions.iter().filter(|id| !taken(id)) {
+            builder = builder.function(*id, component(guest));
+        }
     }
     builder.build().expect("the test host builds")
 }
@@ -152,29 +80,20 @@ pub async fn call(host: &Host, function: &str, payload: Value) -> Value {
     host.trigger(function, &payload).await.unwrap_or_else(|e| panic!("{function} failed: {e}"))
 }
 
+/// `v` as a string, failing the test with `v` if it is not one.
+pub fn as_str(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
-/// The scenario guest's byte pattern: byte `i` of seed `k`.
+/// The test guests' byte pattern (`rill_test_support::pattern` in `guests/rust`): byte
+/// `i` of seed `k`.
 pub fn pattern(len: usize, seed: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31 + 7 + seed) % 251) as u8).collect()
-}
-
-/// The scenario guest's component, for registering its functions specially.
-pub fn scenario_component() -> ComponentSource {
-    ComponentSource::File(guest("test-guests/scenario"))
-}
-
-/// The contract guest's component, for registering its functions specially.
-pub fn contract_component() -> ComponentSource {
-    ComponentSource::File(guest("test-guests/contract"))
-}
-
-/// The hostile guest's component, for registering its functions specially.
-pub fn hostile_component() -> ComponentSource {
-    ComponentSource::File(guest("test-guests/hostile"))
 }
 
 /// This process's resident set size, in bytes (Linux).

@@ -33,8 +33,21 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use rill_guest::bindings::rill::host::channels as raw;
-use rill_guest::{CallError, Channel, ChannelRef};
+/// This guest's own bindings of `wit/`, for the attacks that need the raw resources
+/// (the SDK would split a huge write, for example). Only imports are used: the export is
+/// `rill_guest::export!`'s, so this world's type information gets a section name of its
+/// own (`type_section_suffix`) beside the SDK's.
+#[allow(unsafe_code, reason = "the ABI glue wit-bindgen generates")]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../../wit",
+        world: "function",
+        type_section_suffix: "rill-test-hostile",
+    });
+}
+
+use bindings::rill::host::channels as raw;
+use rill_guest::{CallError, Channel, ChannelRef, Direction};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -83,7 +96,7 @@ struct HugeWrite {
 }
 
 fn huge_write(payload: HugeWrite) -> Result<Value, String> {
-    let writer = raw::open_writer(&payload.writer.into()).map_err(|e| format!("{e:?}"))?;
+    let writer = raw::open_writer(&wit_ref(payload.writer)).map_err(|e| format!("{e:?}"))?;
     let data = vec![7u8; payload.bytes];
     // One host call with everything, as the SDK never would.
     writer.write(&data).map_err(|e| format!("{e:?}"))?;
@@ -183,7 +196,7 @@ fn replay(_: Value) -> Result<Value, String> {
     let read = reader.read_all().map_err(|e| e.to_string())?;
     drop(reader);
     let again = |r: &ChannelRef, as_writer: bool| {
-        let wit: raw::ChannelRef = r.clone().into();
+        let wit = wit_ref(r.clone());
         let outcome =
             if as_writer { raw::open_writer(&wit).map(drop) } else { raw::open_reader(&wit).map(drop) };
         match outcome {
@@ -348,4 +361,13 @@ fn block(_: Value) -> Result<Value, String> {
     channel.writer.write(&[]).map_err(|e| format!("{e:?}"))?;
     let item = channel.reader.next().map_err(|e| format!("{e:?}"))?;
     Err(format!("hostile::block read {item:?} from a channel nobody writes"))
+}
+
+/// The SDK's ref as this guest's WIT record.
+fn wit_ref(r: ChannelRef) -> raw::ChannelRef {
+    let direction = match r.direction {
+        Direction::Read => raw::Direction::Read,
+        Direction::Write => raw::Direction::Write,
+    };
+    raw::ChannelRef { channel_id: r.channel_id, access_key: r.access_key, direction }
 }
