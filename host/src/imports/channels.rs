@@ -202,8 +202,8 @@ impl wit::HostReader for Invocation {
 
     async fn read(&mut self, reader: Resource<Reader>, max_bytes: u32) -> WitResult<wit::Item> {
         let reader = self.table.get_mut(&reader)?;
-        // The chunk handed to the guest is never larger than a stored chunk, whatever
-        // the guest asks for.
+        // The chunk handed to the guest is never larger than the chunk size, whatever
+        // the guest asks for; up to that, the broker joins adjacent writes.
         let max = (max_bytes as usize).min(MAX_CHUNK_BYTES);
         Ok(reader.read(max).await.map(to_wit_item).map_err(to_wit_error))
     }
