@@ -7,6 +7,13 @@
 //! so a single slot each is enough and no wakeup can be lost (the slot is written under
 //! the same lock that the other side checks before waking).
 //!
+//! Bytes are a stream, not a sequence of messages: a read that finds small byte chunks at
+//! the front of the queue (shorter than [`SMALL_CHUNK_BYTES`]) takes them joined, up to
+//! what its caller asked for, so a writer that sends many small pieces costs its reader
+//! one operation (one lock, one wakeup, one host call for a guest) per read rather than
+//! per piece. Larger chunks are handed out as they were queued, without a copy. A text
+//! message is a boundary no read crosses.
+//!
 //! Lock order: a channel's `state` lock is never held while taking the broker's map
 //! lock. Operations that finish a channel mark it `removed` under the state lock and the
 //! caller unregisters it from the broker after the lock is released.
@@ -22,7 +29,7 @@ use uuid::Uuid;
 
 use crate::broker::BrokerInner;
 use crate::budget::{Budget, try_add};
-use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES};
+use crate::config::{ITEM_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_TEXT_BYTES, SMALL_CHUNK_BYTES};
 use crate::ends::FailureCause;
 use crate::refs::AccessKey;
 use crate::{ChannelError, Direction};
@@ -30,8 +37,9 @@ use crate::{ChannelError, Direction};
 /// One item of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// A chunk of bytes. Chunk boundaries carry no meaning: writes may be split, and
-    /// reads may be capped.
+    /// A chunk of bytes. Chunk boundaries carry no meaning: writes may be split, reads
+    /// may be capped, and a read may join small adjacent writes (never across a text
+    /// message).
     Bytes(Bytes),
     /// A text message, delivered whole and in order with the bytes.
     Text(String),
@@ -484,8 +492,9 @@ impl Shared {
         release.apply(self);
     }
 
-    /// The next item, at most `max` bytes of it if it is a byte chunk. `Ok(None)` is the
-    /// clean end of the stream.
+    /// The next item, at most `max` bytes of it (and [`MAX_CHUNK_BYTES`]) if it is bytes,
+    /// small adjacent chunks joined (see [`Shared::pop`]).
+    /// `Ok(None)` is the clean end of the stream.
     pub(crate) fn poll_next(
         &self,
         cx: &mut Context<'_>,
@@ -523,23 +532,41 @@ impl Shared {
         Poll::Ready(outcome.map(|()| None).map_err(ChannelError::Aborted))
     }
 
+    /// Take the next item off the queue, charging the buffer exactly as reading its
+    /// pieces one by one would: a chunk taken whole gives back its bytes and its
+    /// bookkeeping, a prefix only its bytes.
+    ///
+    /// A small byte chunk (shorter than [`SMALL_CHUNK_BYTES`]) shorter than `max` is
+    /// joined with the small byte chunks right behind it, up to `max` (and
+    /// [`MAX_CHUNK_BYTES`]) in all, so a writer's small writes reach a reader that asks
+    /// for more in one piece. A text message or a larger chunk ends the join and stays
+    /// queued, in order, for a later read.
     fn pop(&self, state: &mut State, max: usize) -> Option<Item> {
-        let max = max.max(1);
-        let front = state.queue.front_mut()?;
-        let taken = match front {
+        let max = max.clamp(1, MAX_CHUNK_BYTES);
+        let joins = match (state.queue.front(), state.queue.get(1)) {
+            (Some(Item::Bytes(first)), Some(Item::Bytes(second))) => {
+                first.len() < max && first.len() < SMALL_CHUNK_BYTES && second.len() < SMALL_CHUNK_BYTES
+            }
+            _ => false,
+        };
+        let (item, freed) = match state.queue.front_mut()? {
+            _ if joins => {
+                let joined = join_bytes(&mut state.queue, max);
+                (Item::Bytes(joined.bytes), joined.freed)
+            }
             Item::Bytes(chunk) if chunk.len() > max => {
                 // Take a prefix and leave the rest (and its overhead charge) queued.
-                let prefix = chunk.split_to(max);
-                state.buffered -= max;
-                self.counters.buffered_bytes.fetch_sub(max, Ordering::Relaxed);
-                return Some(Item::Bytes(prefix));
+                (Item::Bytes(chunk.split_to(max)), max)
             }
-            _ => state.queue.pop_front()?,
+            _ => {
+                let item = state.queue.pop_front()?;
+                let cost = item.cost();
+                (item, cost)
+            }
         };
-        let cost = taken.cost();
-        state.buffered -= cost;
-        self.counters.buffered_bytes.fetch_sub(cost, Ordering::Relaxed);
-        Some(taken)
+        state.buffered -= freed;
+        self.counters.buffered_bytes.fetch_sub(freed, Ordering::Relaxed);
+        Some(item)
     }
 
     /// The reader handle went away before the end: drop what it would have read and let
@@ -593,6 +620,48 @@ impl Shared {
             Release::KEEP
         }
     }
+}
+
+/// Byte chunks joined into one by [`Shared::pop`], and the buffer charge they give back.
+struct Joined {
+    bytes: Bytes,
+    freed: usize,
+}
+
+/// Join the small byte chunks at the front of `queue` into one of at most `max` bytes,
+/// taking whole chunks while they fit and a prefix of the first that does not. Stops at a
+/// text message, a chunk of [`SMALL_CHUNK_BYTES`] or more, or the end of the queue. The joined chunk is one new allocation of exactly
+/// its length, so it pins no more memory than it holds.
+fn join_bytes(queue: &mut VecDeque<Item>, max: usize) -> Joined {
+    let mut len = 0;
+    for item in queue.iter() {
+        match item {
+            Item::Bytes(chunk) if len < max && chunk.len() < SMALL_CHUNK_BYTES => {
+                len += chunk.len().min(max - len);
+            }
+            _ => break,
+        }
+    }
+    let mut joined = Vec::with_capacity(len);
+    let mut freed = 0;
+    while joined.len() < len {
+        let want = len - joined.len();
+        match queue.front_mut() {
+            Some(Item::Bytes(chunk)) if chunk.len() > want => {
+                joined.extend_from_slice(&chunk[..want]);
+                chunk.advance(want);
+                freed += want;
+            }
+            Some(Item::Bytes(chunk)) => {
+                joined.extend_from_slice(chunk);
+                freed += ITEM_OVERHEAD_BYTES + chunk.len();
+                queue.pop_front();
+            }
+            // Unreachable: `len` counted only byte chunks at the front.
+            _ => break,
+        }
+    }
+    Joined { bytes: Bytes::from(joined), freed }
 }
 
 impl State {

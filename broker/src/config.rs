@@ -25,6 +25,14 @@ pub const MAX_BUFFER_BYTES: usize = 64 << 20;
 /// copying) so a reader's single `next` never returns more than this.
 pub const MAX_CHUNK_BYTES: usize = 64 << 10;
 
+/// Byte chunks shorter than this (16 KiB) are *small*: a read that asks for more than a
+/// small chunk at the front of the queue gets it joined with the small chunks right
+/// behind it, up to what it asked for. Each read costs its reader a fixed amount (a lock,
+/// perhaps a wakeup, a host call for a guest), which a writer sending small pieces would
+/// otherwise pay once per piece. Larger chunks are handed out as they are, without
+/// copying: joining them would cost a copy worth more than the read it saves.
+pub const SMALL_CHUNK_BYTES: usize = 16 << 10;
+
 /// Largest text message (32 KiB). Text messages are delivered whole, so they must fit in
 /// the smallest buffer.
 pub const MAX_TEXT_BYTES: usize = 32 << 10;
@@ -51,6 +59,7 @@ pub const DEFAULT_MAX_CHANNELS: usize = 100_000;
 // whole chunk; otherwise a writer could wait forever for room that never comes.
 const _: () = assert!(MAX_TEXT_BYTES + ITEM_OVERHEAD_BYTES <= MIN_BUFFER_BYTES);
 const _: () = assert!(MAX_CHUNK_BYTES <= MIN_BUFFER_BYTES);
+const _: () = assert!(SMALL_CHUNK_BYTES <= MAX_CHUNK_BYTES);
 const _: () = assert!(MIN_BUFFER_BYTES <= DEFAULT_BUFFER_BYTES && DEFAULT_BUFFER_BYTES <= MAX_BUFFER_BYTES);
 
 /// Default cap on the buffer bytes reserved by all live channels of one broker (4 GiB).

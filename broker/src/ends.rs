@@ -38,6 +38,12 @@
 //! bytes, each item charged [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A
 //! write that does not fit waits. The `AsyncWrite` impl copies the caller's slice (it
 //! cannot keep it).
+//!
+//! A read hands out a queued chunk as it is (no copy) when it asked for at least that
+//! much, or when the chunk is not small ([`SMALL_CHUNK_BYTES`](crate::SMALL_CHUNK_BYTES)).
+//! Small chunks in a row, for a read that asked for more, are copied into one new chunk
+//! of exactly the joined length (at most the read's limit and [`MAX_CHUNK_BYTES`]), so
+//! what a reader holds is never more than it asked for.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -309,7 +315,9 @@ impl Reader {
     }
 
     /// The next item, waiting until there is one. Byte chunks hold at most
-    /// [`MAX_CHUNK_BYTES`]. `Ok(None)` is the clean end of the stream, and stays so.
+    /// [`MAX_CHUNK_BYTES`] and do not keep write boundaries: small adjacent writes
+    /// already buffered come joined (up to that size, never across a text message), and
+    /// a large write may come in pieces. `Ok(None)` is the clean end of the stream, and stays so.
     ///
     /// # Errors
     ///
@@ -322,8 +330,9 @@ impl Reader {
         self.read(MAX_CHUNK_BYTES).await
     }
 
-    /// Like [`Reader::next`], but a byte chunk holds at most `max_bytes`; the rest stays
-    /// buffered for the next read.
+    /// Like [`Reader::next`], but a byte chunk holds at most `max_bytes` (and
+    /// [`MAX_CHUNK_BYTES`]); the rest stays buffered for the next read. Small adjacent
+    /// writes are joined up to that many bytes.
     ///
     /// # Errors
     ///

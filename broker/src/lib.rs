@@ -35,7 +35,9 @@
 //!   different 256-bit keys. A ref opens only the end its direction names; a wrong id, key
 //!   or direction all give the same [`ChannelError::NotFound`].
 //! - **Each end attaches once.** A second attach is [`ChannelError::AlreadyAttached`].
-//! - **Order.** Bytes and text arrive in write order.
+//! - **Order.** Bytes and text arrive in write order. Bytes are a stream: a read may
+//!   return several small adjacent writes joined, up to what it asked for (see
+//!   [`SMALL_CHUNK_BYTES`]), or part of one; no read crosses a text message.
 //! - **Bounded memory.** A channel buffers at most its buffer size (see [`config`]); a full
 //!   buffer makes the writer wait.
 //! - **Honest ends.** Only [`Writer::close`] ends a stream cleanly. An abort, a dropped
@@ -70,7 +72,7 @@ pub use channel::Item;
 pub use config::{
     BrokerConfig, ChannelOptions, DEFAULT_ATTACH_TIMEOUT, DEFAULT_BUFFER_BYTES, DEFAULT_MAX_CHANNELS,
     DEFAULT_MAX_RESERVED_BYTES, ITEM_OVERHEAD_BYTES, MAX_BUFFER_BYTES, MAX_CHUNK_BYTES, MAX_REASON_BYTES,
-    MAX_TEXT_BYTES, MIN_BUFFER_BYTES,
+    MAX_TEXT_BYTES, MIN_BUFFER_BYTES, SMALL_CHUNK_BYTES,
 };
 pub use ends::{FailureCause, Reader, ReaderStatus, Writer, WriterStatus};
 pub use error::ChannelError;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rill_broker::{
     Broker, BrokerConfig, ChannelError, ChannelOptions, ChannelRef, Direction, FailureCause,
     ITEM_OVERHEAD_BYTES, Item, MAX_CHUNK_BYTES, MAX_TEXT_BYTES, MIN_BUFFER_BYTES, NewChannel,
+    SMALL_CHUNK_BYTES,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -380,6 +381,140 @@ async fn read_caps_the_chunk_size() {
     }
     assert_eq!(chunks, vec![b"abc".to_vec(), b"def".to_vec(), b"ghi".to_vec(), b"j".to_vec()]);
     assert_eq!(reader.read(0).await.unwrap_err().kind(), "invalid-argument");
+}
+
+/// Write `pieces` (bytes, or text when the piece starts with `#`) and close.
+async fn write_pieces(writer: &mut rill_broker::Writer, pieces: &[&str]) {
+    for piece in pieces {
+        match piece.strip_prefix('#') {
+            Some(text) => writer.send_text(text).await.unwrap(),
+            None => writer.write(piece.as_bytes().to_vec()).await.unwrap(),
+        }
+    }
+    writer.close().unwrap();
+}
+
+/// Every item until the end, read with `read(max)`, written as `write_pieces` takes them.
+async fn read_pieces(reader: &mut rill_broker::Reader, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    while let Some(item) = reader.read(max).await.unwrap() {
+        pieces.push(match item {
+            Item::Bytes(b) => {
+                assert!(b.len() <= max, "read({max}) returned {} bytes", b.len());
+                String::from_utf8(b.to_vec()).unwrap()
+            }
+            Item::Text(t) => format!("#{t}"),
+        });
+    }
+    pieces
+}
+
+#[tokio::test]
+async fn a_reader_asking_for_more_gets_adjacent_chunks_joined() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    write_pieces(&mut writer, &["ab", "cd", "ef"]).await;
+    assert_eq!(read_pieces(&mut reader, 100).await, ["abcdef"]);
+    drop((writer, reader));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn a_joined_read_never_returns_more_than_asked() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    write_pieces(&mut writer, &["ab", "cd", "ef", "g"]).await;
+    // The join takes whole chunks while they fit and a prefix of the next.
+    assert_eq!(read_pieces(&mut reader, 3).await, ["abc", "def", "g"]);
+}
+
+#[tokio::test]
+async fn text_between_byte_chunks_stops_the_join() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    write_pieces(&mut writer, &["ab", "cd", "#t1", "ef", "#t2", "#t3", "gh", "ij"]).await;
+    assert_eq!(read_pieces(&mut reader, 100).await, ["abcd", "#t1", "ef", "#t2", "#t3", "ghij"]);
+}
+
+#[tokio::test]
+async fn an_abort_reaches_the_reader_after_the_joined_data() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    writer.write(&b"par"[..]).await.unwrap();
+    writer.write(&b"tial"[..]).await.unwrap();
+    writer.abort("disk on fire");
+    assert_eq!(reader.read(100).await, Ok(Some(Item::Bytes(Bytes::from_static(b"partial")))));
+    assert_eq!(reader.read(100).await, Err(ChannelError::Aborted("disk on fire".into())));
+}
+
+#[tokio::test]
+async fn a_joined_read_gives_back_exactly_what_its_pieces_were_charged() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    for piece in [&b"aaaa"[..], b"bbbb", b"cccc"] {
+        writer.write(piece).await.unwrap();
+    }
+    assert_eq!(broker.stats().buffered_bytes, 3 * (ITEM_OVERHEAD_BYTES + 4));
+    // Two whole chunks give back their bytes and bookkeeping; the prefix of the third
+    // only its bytes, and its rest keeps its charge.
+    assert_eq!(reader.read(10).await, Ok(Some(Item::Bytes(Bytes::from_static(b"aaaabbbbcc")))));
+    assert_eq!(broker.stats().buffered_bytes, ITEM_OVERHEAD_BYTES + 2);
+    assert_eq!(reader.read(10).await, Ok(Some(Item::Bytes(Bytes::from_static(b"cc")))));
+    assert_eq!(broker.stats().buffered_bytes, 0);
+}
+
+#[tokio::test]
+async fn joined_reads_obey_the_chunk_size() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let piece = SMALL_CHUNK_BYTES - 1;
+    let pieces: Vec<Vec<u8>> = (0..5u8).map(|byte| vec![byte; piece]).collect();
+    for piece in &pieces {
+        writer.write(piece.clone()).await.unwrap();
+    }
+    let Some(Item::Bytes(joined)) = reader.read(MAX_CHUNK_BYTES).await.unwrap() else { panic!("bytes") };
+    assert_eq!(joined.len(), MAX_CHUNK_BYTES, "small chunks joined into one of the largest size");
+    assert_eq!(joined[..], pieces.concat()[..MAX_CHUNK_BYTES]);
+}
+
+#[tokio::test]
+async fn joined_reads_violating_the_chunk_size_are_capped() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let piece = SMALL_CHUNK_BYTES - 1;
+    for byte in 0..5u8 {
+        writer.write(vec![byte; piece]).await.unwrap();
+    }
+    writer.close().unwrap();
+    // Asking for more than the chunk size gets the chunk size.
+    let mut lens = Vec::new();
+    while let Some(Item::Bytes(b)) = reader.read(4 * MAX_CHUNK_BYTES).await.unwrap() {
+        lens.push(b.len());
+    }
+    assert_eq!(lens, [MAX_CHUNK_BYTES, 5 * piece - MAX_CHUNK_BYTES]);
+    assert_eq!(
+        reader.read(0).await,
+        Err(ChannelError::InvalidArgument("a read must allow at least 1 byte".into()))
+    );
+}
+
+#[tokio::test]
+async fn chunks_that_are_not_small_are_handed_out_as_they_were_queued() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let large = Bytes::from(vec![1u8; SMALL_CHUNK_BYTES]);
+    writer.write(vec![0u8; 10]).await.unwrap();
+    writer.write(large.clone()).await.unwrap();
+    writer.write(vec![2u8; 10]).await.unwrap();
+    writer.write(vec![3u8; 10]).await.unwrap();
+    writer.close().unwrap();
+    // A small chunk does not take a large one along, and the large one is not copied.
+    assert_eq!(reader.read(MAX_CHUNK_BYTES).await, Ok(Some(Item::Bytes(vec![0u8; 10].into()))));
+    let Some(Item::Bytes(got)) = reader.read(MAX_CHUNK_BYTES).await.unwrap() else { panic!("bytes") };
+    assert_eq!((got.as_ptr(), got.len()), (large.as_ptr(), large.len()), "the very chunk that was written");
+    let small: Vec<u8> = [[2u8; 10], [3u8; 10]].concat();
+    assert_eq!(reader.read(MAX_CHUNK_BYTES).await, Ok(Some(Item::Bytes(small.into()))));
+    assert_eq!(reader.read(MAX_CHUNK_BYTES).await, Ok(None));
 }
 
 #[tokio::test]

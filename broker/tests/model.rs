@@ -4,7 +4,9 @@
 //! Every operation is driven without waiting (a no-op waker), so the model also predicts
 //! when an operation must wait. Invariants checked throughout:
 //!
-//! - what a reader gets is exactly what was written, in order (bytes and text);
+//! - what a reader gets is exactly what was written, in order (bytes and text), a read
+//!   of `max` getting the small byte chunks in a row joined up to `max` (and the chunk
+//!   size), never across a text message or a larger chunk;
 //! - a clean end (`Ok(None)`) only after `close`, an abort only after `abort` or a dropped
 //!   writer, each only after everything buffered was read;
 //! - the buffer never holds more than its capacity, and the broker's byte total is the
@@ -23,7 +25,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use rill_broker::{
     Broker, BrokerConfig, ChannelError, ChannelOptions, ChannelRef, ITEM_OVERHEAD_BYTES, Item,
-    MAX_CHUNK_BYTES, MIN_BUFFER_BYTES, Reader, Writer,
+    MAX_CHUNK_BYTES, MIN_BUFFER_BYTES, Reader, SMALL_CHUNK_BYTES, Writer,
 };
 use tokio::io::AsyncWrite;
 
@@ -69,8 +71,14 @@ fn op() -> impl Strategy<Value = Op> {
     let ch = 0..CHANNELS;
     prop_oneof![
         4 => (ch.clone(), 0..3 * MAX_CHUNK_BYTES).prop_map(|(ch, len)| Op::Write { ch, len }),
+        // Small writes (tiny, and around the size below which chunks are joined), so that
+        // reads often meet several chunks in a row to join.
+        2 => (ch.clone(), 0..2 * ITEM_OVERHEAD_BYTES).prop_map(|(ch, len)| Op::Write { ch, len }),
+        2 => (ch.clone(), SMALL_CHUNK_BYTES - 100..SMALL_CHUNK_BYTES + 100)
+            .prop_map(|(ch, len)| Op::Write { ch, len }),
         2 => (ch.clone(), 0..200usize).prop_map(|(ch, len)| Op::Text { ch, len }),
         5 => (ch.clone(), 1..2 * MAX_CHUNK_BYTES).prop_map(|(ch, max)| Op::Read { ch, max }),
+        2 => (ch.clone(), 1..3 * ITEM_OVERHEAD_BYTES).prop_map(|(ch, max)| Op::Read { ch, max }),
         1 => ch.clone().prop_map(|ch| Op::Close { ch }),
         1 => ch.clone().prop_map(|ch| Op::Abort { ch }),
         1 => ch.clone().prop_map(|ch| Op::DropWriter { ch }),
@@ -245,12 +253,29 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
             let Some(reader) = real.reader.as_mut() else { return };
             let got = poll_once(reader.read(max));
             let expected = match model.queue.pop_front() {
-                Some(ModelItem::Bytes(mut b)) if b.len() > max => {
-                    let rest = b.split_off(max);
-                    model.queue.push_front(ModelItem::Bytes(rest));
-                    Poll::Ready(Ok(Some(Item::Bytes(Bytes::from(b)))))
+                Some(ModelItem::Bytes(mut got)) => {
+                    // At most `max` (and the chunk size) bytes. A small chunk takes the
+                    // small chunks behind it along, up to that; a larger chunk or a text
+                    // message ends the join.
+                    let max = max.min(MAX_CHUNK_BYTES);
+                    if got.len() < SMALL_CHUNK_BYTES {
+                        while got.len() < max {
+                            match model.queue.pop_front() {
+                                Some(ModelItem::Bytes(b)) if b.len() < SMALL_CHUNK_BYTES => got.extend(b),
+                                Some(other) => {
+                                    model.queue.push_front(other);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                    if got.len() > max {
+                        let rest = got.split_off(max);
+                        model.queue.push_front(ModelItem::Bytes(rest));
+                    }
+                    Poll::Ready(Ok(Some(Item::Bytes(Bytes::from(got)))))
                 }
-                Some(ModelItem::Bytes(b)) => Poll::Ready(Ok(Some(Item::Bytes(Bytes::from(b))))),
                 Some(ModelItem::Text(t)) => Poll::Ready(Ok(Some(Item::Text(t)))),
                 None => match &model.writer {
                     WriterModel::Open => Poll::Pending,

@@ -122,6 +122,46 @@ async fn a_read_can_cap_the_chunk_size() {
     assert_no_leaks(&host).await;
 }
 
+/// Small writes already buffered reach a guest that asks for more in one piece, up to
+/// what it asked for; a text message between them is not crossed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_reading_more_gets_small_writes_joined() {
+    let host = host();
+    for max in [None, Some(65_536), Some(10_000)] {
+        let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+        let mut writer = channel.writer;
+        for i in 0..20u8 {
+            writer.write(vec![i; 4096]).await.unwrap();
+        }
+        writer.send_text("mark").await.unwrap();
+        writer.write(vec![20u8; 100]).await.unwrap();
+        writer.write(vec![21u8; 100]).await.unwrap();
+        writer.close().unwrap();
+        let mut read = json!({ "reader": channel.reader_ref });
+        if let Some(max) = max {
+            read["max"] = json!(max);
+        }
+        let result = call(&host, "test::read", read).await;
+        let (chunks, max_chunk) = match max {
+            // 80 KiB in reads of 64 KiB (the chunk size) and 16 KiB; then the 200 bytes.
+            None | Some(65_536) => (3, 65_536),
+            // 80 KiB in reads of 10,000 bytes: 8 full and 1,920 left; then the 200 bytes.
+            Some(_) => (10, 10_000),
+        };
+        assert_eq!(result["items"], json!([{ "bytes": 81_920 }, { "text": "mark" }, { "bytes": 200 }]));
+        assert_eq!(
+            (&result["chunks"], &result["max_chunk"]),
+            (&json!(chunks), &json!(max_chunk)),
+            "{result}"
+        );
+        let expected: Vec<u8> =
+            (0..20u8).flat_map(|i| vec![i; 4096]).chain([20u8; 100]).chain([21u8; 100]).collect();
+        assert_eq!(result["sha256"], sha256_hex(&expected));
+        assert_eq!(result["outcome"], "end");
+    }
+    assert_no_leaks(&host).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_end_never_attached_expires_the_channel() {
     let host = quick_expiry_host();

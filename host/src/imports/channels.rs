@@ -195,8 +195,8 @@ impl wit::HostReader for RillCtxView<'_> {
     }
 
     async fn read(&mut self, reader: Resource<Reader>, max_bytes: u32) -> WitResult<wit::Item> {
-        // The chunk handed to the guest is never larger than a stored chunk, whatever
-        // the guest asks for.
+        // The chunk handed to the guest is never larger than the chunk size, whatever
+        // the guest asks for; up to that, the broker joins adjacent small writes.
         let max = (max_bytes as usize).min(MAX_CHUNK_BYTES);
         Ok(to_wit_item(self.table.get_mut(&reader)?.read(max).await?))
     }
