@@ -20,6 +20,10 @@ const CHUNKS: [(&str, usize, f64); 3] = [("4k", 4 << 10, 0.35), ("64k", 64 << 10
 /// the report gives the median and every run.
 const STREAM_RUNS: usize = 5;
 
+/// What a reader asks for in the small-writes stream: as much as one read returns (the
+/// guest SDK's reader asks for this much).
+const READ_MORE_BYTES: u32 = 64 << 10;
+
 /// DRAM bandwidth, the physical limit every stream is compared with (returned, GB/s).
 pub(crate) fn memcpy(report: &mut Report, scale: Scale) -> f64 {
     let memcpy = memcpy_gbps(scale.copy_bytes() as usize);
@@ -44,7 +48,7 @@ pub(crate) async fn guest_to_guest(
         for _ in 0..STREAM_RUNS {
             host_runs.push(host_two_copies_gbps(host, scale.stream_bytes(), chunk).await?);
             let resident_before = reset_peak_rss();
-            guest_runs.push(guest_to_guest_gbps(host, scale.stream_bytes(), chunk).await?);
+            guest_runs.push(guest_to_guest_gbps(host, scale.stream_bytes(), chunk, chunk).await?);
             peak_added = peak_added.max(peak_added_mib(resident_before));
         }
         let (host_copy, guest) = (median(&host_runs), median(&guest_runs));
@@ -68,7 +72,35 @@ pub(crate) async fn guest_to_guest(
         }
         report.field(format!("host_two_copies_{label}_runs_gbps"), host_runs);
         report.field(format!("guest_to_guest_{label}_runs_gbps"), guest_runs);
+        if label == "4k" {
+            small_writes(report, host, scale, memcpy, host_copy).await?;
+        }
     }
+    Ok(())
+}
+
+/// A writer sending 4 KiB pieces to a reader that asks for more at a time (as the guest
+/// SDK's reader does): the broker joins adjacent small writes for it, so this is the
+/// figure for writers that send lines, records or progress.
+async fn small_writes(
+    report: &mut Report,
+    host: &Host,
+    scale: Scale,
+    memcpy: f64,
+    host_copy: f64,
+) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for _ in 0..STREAM_RUNS {
+        runs.push(guest_to_guest_gbps(host, scale.stream_bytes(), 4 << 10, READ_MORE_BYTES as usize).await?);
+    }
+    let guest = median(&runs);
+    report.row(
+        Row::new("guest→guest, 4k writes, 64k reads", guest, "GB/s").vs("memcpy", memcpy).target("≥ 0.5×"),
+    );
+    report.field("guest_to_guest_4k_writes_gbps", guest);
+    report.field("guest_to_guest_4k_writes_vs_memcpy", guest / memcpy);
+    report.field("guest_to_guest_4k_writes_vs_host_two_copies", guest / host_copy);
+    report.field("guest_to_guest_4k_writes_runs_gbps", runs);
     Ok(())
 }
 
@@ -138,10 +170,15 @@ async fn host_two_copies_gbps(host: &Host, total: u64, chunk: usize) -> anyhow::
 }
 
 /// Guest → broker → guest: `bench::write` and `bench::read` in two instances.
-async fn guest_to_guest_gbps(host: &Host, total: u64, chunk: usize) -> anyhow::Result<f64> {
+async fn guest_to_guest_gbps(
+    host: &Host,
+    total: u64,
+    chunk: usize,
+    read_chunk: usize,
+) -> anyhow::Result<f64> {
     let channel = host.create_channel(&ChannelOptions::default())?;
     let write = json!({ "writer": channel.writer_ref, "total": total, "chunk": chunk });
-    let read = json!({ "reader": channel.reader_ref, "chunk": chunk });
+    let read = json!({ "reader": channel.reader_ref, "chunk": read_chunk });
     let start = Instant::now();
     // Two calls from two callers, as two functions would run: each on its own task.
     let (written, read) = tokio::join!(

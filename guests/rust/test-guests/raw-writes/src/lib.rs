@@ -103,16 +103,16 @@ fn describe(error: &ChannelError) -> String {
     }
 }
 
-/// iii's ref JSON, read by hand: this guest knows only the WIT.
+/// A ref in iii's JSON, parsed by the one shared rule (`rill-protocol`, the wire
+/// vocabulary every SDK uses; not an SDK), as the WIT's record.
 fn parse_ref(value: &Value) -> Option<ChannelRef> {
-    let direction = match value["direction"].as_str()? {
-        "read" => Direction::Read,
-        "write" => Direction::Write,
-        _ => return None,
-    };
+    let parsed = rill_protocol::ChannelRef::from_value(value).ok()?;
     Some(ChannelRef {
-        channel_id: value["channel_id"].as_str()?.to_owned(),
-        access_key: value["access_key"].as_str()?.to_owned(),
-        direction,
+        channel_id: parsed.channel_id,
+        access_key: parsed.access_key,
+        direction: match parsed.direction {
+            rill_protocol::Direction::Read => Direction::Read,
+            rill_protocol::Direction::Write => Direction::Write,
+        },
     })
 }
