@@ -17,6 +17,8 @@
 //!   for guests of its own world: the store data implements [`RillView`], and
 //!   [`Host::context`] makes its [`RillCtx`]. The application's guests then share
 //!   channels and calls with the host's functions (wasmtime-wasi's `WasiView` pattern).
+//! - [`pipe`] moves bytes between files, pipes or sockets and channels, tied to a call
+//!   (what `rill call --reader-from/--writer-to` does), for embedders and endpoints.
 //! - [`Limits`] bound everything a guest can make the host spend, [`Capabilities`] grant
 //!   what a function may reach; both are set per function.
 //!
