@@ -78,18 +78,13 @@ fn read_toml(path: &Path) -> Result<toml::Table, BuildError> {
     text.parse().map_err(|source| BuildError::InvalidManifest { path: path.to_path_buf(), source })
 }
 
+// `HOST_BUILD_ENV`, shared with the test artifacts' build script.
+include!("host_env.rs");
+
 fn cargo() -> Command {
     // Under `cargo run`/`cargo test`, CARGO names the cargo that is running us.
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    // Flags meant for the host build (for example `-C target-cpu=native` or `-D
-    // warnings` from CI) must not leak into the guest build, nor a host target dir.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-    ] {
+    for var in HOST_BUILD_ENV {
         cmd.env_remove(var);
     }
     cmd

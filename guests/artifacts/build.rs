@@ -40,7 +40,8 @@ fn main() {
     let workspace = guests_dir.join("rust");
 
     // What the guests are built from: their workspace, and what its crates depend on by
-    // path (the SDK's bindings come from `wit/`, the wire vocabulary from `protocol/`).
+    // path (the SDK's bindings come from `wit/`, the wire vocabulary from `protocol/`,
+    // the plugin example's world from `examples/wit/`).
     // Directories are scanned whole; `guests/rust/target` is deliberately not among them.
     for path in [
         workspace.join("Cargo.toml"),
@@ -49,6 +50,8 @@ fn main() {
         workspace.join("examples"),
         workspace.join("test-guests"),
         repo.join("wit"),
+        // The world of the plugin_host example's guest (`examples/line-numbers`).
+        repo.join("examples/wit"),
         repo.join("protocol/Cargo.toml"),
         repo.join("protocol/src"),
     ] {
@@ -102,25 +105,14 @@ fn fail(message: &str) -> ! {
     panic!("\n\nrill-test-artifacts: {message}\n\n")
 }
 
+// `HOST_BUILD_ENV`, the one list of what a nested guest build must not inherit.
+include!("../../build/src/host_env.rs");
+
 /// A `cargo` command for the guest workspace that inherits nothing meant for the host
 /// build.
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    // Flags for the host build (`-D warnings` from CI, `-C target-cpu=native`, clippy as
-    // the compiler wrapper under `cargo clippy`) must not reach the guests, and the host's
-    // target directory or target triple must not replace theirs. The jobserver
-    // (`CARGO_MAKEFLAGS`) is kept on purpose: the nested build then shares the outer
-    // build's job tokens instead of starting as many jobs again.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-    ] {
+    for var in HOST_BUILD_ENV {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
