@@ -11,7 +11,11 @@ use crate::{BuildError, GUEST_TARGET};
 /// Build the guest crates in `dirs` and return their components, in order. Crates of
 /// one workspace are built by one cargo invocation; each crate is built at most once per
 /// process, one build at a time (cargo would serialize them on its lock anyway).
-pub(crate) fn build_crates(dirs: &[&Path]) -> Result<Vec<PathBuf>, BuildError> {
+///
+/// # Errors
+///
+/// [`BuildError`]: a directory that is not a crate, the target, or cargo.
+pub fn build_crates(dirs: &[&Path]) -> Result<Vec<PathBuf>, BuildError> {
     static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
     let crates = dirs.iter().map(|dir| Crate::at(dir)).collect::<Result<Vec<_>, _>>()?;
     // Held across the build: concurrent requests wait for it, then find their results.
@@ -78,36 +82,68 @@ fn read_toml(path: &Path) -> Result<toml::Table, BuildError> {
     text.parse().map_err(|source| BuildError::InvalidManifest { path: path.to_path_buf(), source })
 }
 
-// `HOST_BUILD_ENV`, shared with the test artifacts' build script.
-include!("host_env.rs");
+/// Environment a nested `cargo build` of guests must not inherit from the build or run
+/// that started it: flags for the host build (`-D warnings` from CI, `-C
+/// target-cpu=native`), clippy as the compiler wrapper under `cargo clippy`, and the
+/// host's target directory or target triple, which would replace the guests'. The
+/// jobserver (`CARGO_MAKEFLAGS`) is kept: a nested build then shares the outer build's job
+/// tokens instead of starting as many jobs again.
+const HOST_BUILD_ENV: [&str; 8] = [
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+];
 
-fn cargo() -> Command {
-    // Under `cargo run`/`cargo test`, CARGO names the cargo that is running us.
+/// A `cargo` command that inherits nothing meant for the build or run that started it
+/// ([`HOST_BUILD_ENV`]), with no standard input. Under `cargo run`, `cargo test` or a
+/// build script, `CARGO` names the cargo that is running us.
+pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     for var in HOST_BUILD_ENV {
         cmd.env_remove(var);
     }
+    cmd.stdin(Stdio::null());
     cmd
 }
 
-/// Make sure the standard library for [`GUEST_TARGET`] is installed.
-fn ensure_target() -> Result<(), BuildError> {
-    let listed =
-        Command::new("rustup").args(["target", "list", "--installed"]).stderr(Stdio::null()).output();
-    let Ok(listed) = listed else {
-        // No rustup: the toolchain is managed some other way; let cargo report it.
-        return Ok(());
+/// Make sure this toolchain has the [`GUEST_TARGET`] standard library, adding it with
+/// `rustup target add` if `rustc --print target-libdir` shows it missing.
+///
+/// # Errors
+///
+/// [`BuildError::Spawn`] if it is missing and rustup cannot be run,
+/// [`BuildError::TargetInstall`] if rustup fails or the library is still missing after.
+pub fn ensure_target() -> Result<(), BuildError> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let installed = || {
+        let output = Command::new(&rustc)
+            .args(["--print", "target-libdir", "--target", GUEST_TARGET])
+            .stderr(Stdio::null())
+            .output();
+        let libdir = output
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+        libdir.and_then(|dir| std::fs::read_dir(dir).ok()).is_some_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        })
     };
-    if String::from_utf8_lossy(&listed.stdout).lines().any(|line| line.trim() == GUEST_TARGET) {
+    if installed() {
         return Ok(());
     }
     tracing::info!("installing the {GUEST_TARGET} target with rustup (once)");
     let status = Command::new("rustup")
         .args(["target", "add", GUEST_TARGET])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
         .map_err(|source| BuildError::Spawn { program: "rustup".into(), source })?;
-    if status.success() { Ok(()) } else { Err(BuildError::TargetInstall) }
+    if status.success() && installed() { Ok(()) } else { Err(BuildError::TargetInstall) }
 }
 
 /// Build `members` of the workspace whose manifest is `workspace`; their components by
@@ -130,7 +166,6 @@ fn cargo_build(workspace: &Path, members: &[&Crate]) -> Result<HashMap<PathBuf, 
     }
     let mut child = command
         .stdout(Stdio::piped())
-        .stdin(Stdio::null())
         .spawn()
         .map_err(|source| BuildError::Spawn { program: "cargo".into(), source })?;
     let mut wasms = HashMap::new();

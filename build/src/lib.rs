@@ -17,13 +17,21 @@
 //!
 //! Crates of one cargo workspace are built by one cargo invocation (a no-op build costs
 //! one cargo start, not one per crate), and each crate at most once per process.
+//!
+//! Without its default `manifest` feature the crate does not depend on `rill` (nor so on
+//! wasmtime): the build script of the test artifacts (`guests/artifacts`) uses it that
+//! way, so the tests' guests and the CLI's are built by the same code.
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "manifest")]
 use rill::manifest::Manifest;
+#[cfg(feature = "manifest")]
 use rill::{Host, HostConfig, HostError};
 
 mod cargo;
+
+pub use cargo::{build_crates, cargo, ensure_target};
 
 /// The compilation target of guest components.
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
@@ -74,6 +82,7 @@ pub enum BuildError {
 }
 
 /// Why a host could not be made from a manifest.
+#[cfg(feature = "manifest")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -97,7 +106,7 @@ pub enum Error {
 ///
 /// [`BuildError`] when the target cannot be installed or cargo fails.
 pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, BuildError> {
-    let mut built = cargo::build_crates(&[crate_dir])?;
+    let mut built = build_crates(&[crate_dir])?;
     built.pop().ok_or_else(|| BuildError::NoArtifact(crate_dir.to_path_buf()))
 }
 
@@ -107,6 +116,7 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, BuildError> {
 /// # Errors
 ///
 /// [`Error::Build`] naming the first function whose crate did not build.
+#[cfg(feature = "manifest")]
 pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
     let crates: Vec<(String, PathBuf)> = manifest
         .functions
@@ -115,7 +125,7 @@ pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
         .filter(|(_, path)| path.is_dir())
         .collect();
     let dirs: Vec<&Path> = crates.iter().map(|(_, dir)| dir.as_path()).collect();
-    let built = cargo::build_crates(&dirs).map_err(|source| {
+    let built = build_crates(&dirs).map_err(|source| {
         // Name the function whose crate failed, where the error says which.
         let function = crates
             .iter()
@@ -132,6 +142,7 @@ pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
     Ok(())
 }
 
+#[cfg(feature = "manifest")]
 fn error_names(err: &BuildError, dir: &Path) -> bool {
     match err {
         BuildError::NotACrate(path) | BuildError::NoArtifact(path) => path == dir,
@@ -145,6 +156,7 @@ fn error_names(err: &BuildError, dir: &Path) -> bool {
 /// # Errors
 ///
 /// [`Error`]: the manifest, a crate's build, or the host.
+#[cfg(feature = "manifest")]
 pub fn host_from_manifest(path: &Path, config: HostConfig) -> Result<Host, Error> {
     let mut manifest = Manifest::from_file(path).map_err(HostError::from)?;
     build_manifest(&mut manifest)?;

@@ -6,11 +6,11 @@
 //!
 //! 1. Make sure the `wasm32-wasip2` standard library is installed (`rustup target add`
 //!    when `rustc --print target-libdir` shows it missing), so a fresh machine needs no
-//!    manual step.
+//!    manual step. This and step 4 are `rill-build`'s, the builder the `rill` CLI uses.
 //! 2. Read the guest workspace's packages (`cargo metadata`): every `cdylib` is a guest,
 //!    and must declare the ids it serves in `[package.metadata.rill] functions`.
 //! 3. Check that list against the guest's `rill_guest::export!` block, when it has one.
-//! 4. Build the whole workspace once (`cargo build --release --target wasm32-wasip2`),
+//! 4. Build every guest crate in one `cargo build --release --target wasm32-wasip2`,
 //!    into the guest workspace's own target directory, and take each component's path
 //!    from cargo's own report.
 //!
@@ -22,14 +22,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
-
-/// The compilation target of guest components.
-const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR"));
@@ -58,9 +54,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
-    ensure_target();
+    rill_build::ensure_target().unwrap_or_else(|err| fail(&describe(&err)));
     let guests = read_guests(&workspace);
-    let components = build(&workspace);
+    let components = build(&workspace, &guests);
     std::fs::write(out_dir.join("guests.rs"), generate(&guests, &components))
         .unwrap_or_else(|e| fail(&format!("cannot write {}/guests.rs: {e}", out_dir.display())));
 }
@@ -105,56 +101,9 @@ fn fail(message: &str) -> ! {
     panic!("\n\nrill-test-artifacts: {message}\n\n")
 }
 
-// `HOST_BUILD_ENV`, the one list of what a nested guest build must not inherit.
-include!("../../build/src/host_env.rs");
-
-/// A `cargo` command for the guest workspace that inherits nothing meant for the host
-/// build.
-fn cargo() -> Command {
-    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    for var in HOST_BUILD_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Install the `wasm32-wasip2` standard library with rustup if this toolchain lacks it.
-fn ensure_target() {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let libdir = || -> Option<PathBuf> {
-        let output = Command::new(&rustc).args(["--print", "target-libdir", "--target", TARGET]).output();
-        let output = output.ok().filter(|o| o.status.success())?;
-        Some(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
-    };
-    let installed = |dir: Option<PathBuf>| {
-        dir.and_then(|dir| std::fs::read_dir(dir).ok()).is_some_and(|mut entries| {
-            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
-        })
-    };
-    if installed(libdir()) {
-        return;
-    }
-    println!("cargo:warning=installing the {TARGET} target with `rustup target add {TARGET}` (once)");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).stdin(Stdio::null()).status();
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => fail(&format!(
-            "`rustup target add {TARGET}` failed ({status}); install the target and build again"
-        )),
-        Err(e) => fail(&format!(
-            "the {TARGET} standard library is missing and rustup cannot be run ({e}); install \
-             the target for this toolchain and build again"
-        )),
-    }
-    if !installed(libdir()) {
-        fail(&format!("`rustup target add {TARGET}` succeeded but rustc still has no {TARGET} std"));
-    }
-}
-
 /// Every guest crate (`cdylib`) of the workspace, with the ids it declares.
 fn read_guests(workspace: &Path) -> Vec<GuestCrate> {
-    let output = cargo()
+    let output = rill_build::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .stderr(Stdio::inherit())
@@ -259,46 +208,26 @@ fn export_list(source: &str) -> Option<Vec<String>> {
     (!ids.is_empty()).then_some(ids)
 }
 
-/// Build the workspace once; return each guest package's component, by package id.
-fn build(workspace: &Path) -> BTreeMap<String, PathBuf> {
-    // The guest workspace's own target directory: shared with its own checks and with
-    // `rill call` building `rill.toml` crates, so a guest is compiled once for all of
-    // them.
-    let mut child = cargo()
-        .args(["build", "--workspace", "--release", "--target", TARGET])
-        .arg("--message-format=json-render-diagnostics")
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", workspace.join("target"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("cannot run cargo: {e}")));
-    let mut components = BTreeMap::new();
-    let stdout = child.stdout.take().unwrap_or_else(|| fail("cargo's stdout was not captured"));
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let wasm = message["filenames"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .find(|file| file.ends_with(".wasm"));
-        if let (Some(id), Some(wasm)) = (message["package_id"].as_str(), wasm) {
-            components.insert(id.to_owned(), PathBuf::from(wasm));
-        }
+/// Build every guest crate once, with the same builder as the `rill` CLI (`rill-build`),
+/// into the guest workspace's own target directory: shared with its own checks and with
+/// `rill call` building `rill.toml` crates, so a guest is compiled once for all of them.
+/// Each guest package's component, by package id.
+fn build(workspace: &Path, guests: &[GuestCrate]) -> BTreeMap<String, PathBuf> {
+    let dirs: Vec<PathBuf> = guests.iter().map(|guest| workspace.join(&guest.dir)).collect();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let components = rill_build::build_crates(&dirs).unwrap_or_else(|err| {
+        fail(&format!("building the guests in guests/rust failed: {}", describe(&err)))
+    });
+    guests.iter().map(|guest| guest.package_id.clone()).zip(components).collect()
+}
+
+/// A builder error with its cause (`BuildError`'s causes are I/O or TOML errors, which
+/// have none of their own).
+fn describe(err: &rill_build::BuildError) -> String {
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
     }
-    let status = child.wait().unwrap_or_else(|e| fail(&format!("waiting for cargo: {e}")));
-    if !status.success() {
-        fail(&format!(
-            "building the guests failed: `cargo build --release --target {TARGET}` in guests/rust \
-             ({status}; its errors are printed above)"
-        ));
-    }
-    components
 }
 
 /// The generated Rust: a constant per guest, `GUESTS`, and `foreach_test_guest!`.
