@@ -100,8 +100,9 @@ const HOST_BUILD_ENV: [&str; 8] = [
 ];
 
 /// A `cargo` command that inherits nothing meant for the build or run that started it
-/// ([`HOST_BUILD_ENV`]), with no standard input. Under `cargo run`, `cargo test` or a
-/// build script, `CARGO` names the cargo that is running us.
+/// (host-build flags, target directory or triple, clippy wrapper), with no standard
+/// input. Under `cargo run`, `cargo test` or a build script, `CARGO` names the cargo that
+/// is running us.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     for var in HOST_BUILD_ENV {
