@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use rill::manifest::Manifest;
-use rill::{CallError, CallOptions, ChannelOptions, HostConfig, Limits, ReaderStatus};
+use rill::{CallError, CallOptions, ChannelOptions, Host, HostConfig, ReaderStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -157,13 +157,18 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
 
     let mut config = HostConfig::default();
     config.cache_dir = if args.no_cache { None } else { crate::default_cache_dir() };
+    let cannot_start = |e: anyhow::Error| fail(exit::HOST, e.context("cannot start the host"));
+    let mut manifest = Manifest::from_file(&args.manifest).map_err(|e| cannot_start(e.into()))?;
     // The manifest's guest crates are built first (the runtime only loads components).
-    let host = rill_build::host_from_manifest(&args.manifest, config.clone())
-        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))?;
+    rill_build::build_manifest(&mut manifest).map_err(|e| cannot_start(e.into()))?;
+    let host = Host::with_manifest(&manifest, config.clone()).map_err(|e| cannot_start(e.into()))?;
     // Compile the function before any channel exists: a channel's attach deadline must
     // not be spent compiling.
     host.prepare(&args.function_id).await?;
-    let limits = function_limits(&args.manifest, &args.function_id, &config)?;
+    // The payload is checked against the limits the host applies to the function before
+    // it is read whole.
+    let limits =
+        manifest.function_limits(&args.function_id, &config.limits).map_err(|e| cannot_start(e.into()))?;
     let mut payload = payload::read(&source, &limits).await?;
     let mut result_to = match &args.result_to {
         Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
@@ -310,17 +315,6 @@ async fn write_result(to: &mut ResultTo, result: &str) -> Result<(), Failure> {
         }
     };
     written.map_err(|e| fail(exit::STREAM, e))
-}
-
-/// The limits the host applies to `function_id`, read from the manifest as
-/// the host applies them ([`Manifest::function_limits`]): the payload is checked against them before
-/// it is read whole.
-fn function_limits(manifest: &Path, function_id: &str, config: &HostConfig) -> Result<Limits, Failure> {
-    let manifest = Manifest::from_file(manifest)
-        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))?;
-    manifest
-        .function_limits(function_id, &config.limits)
-        .map_err(|e| fail(exit::HOST, anyhow!(e).context("cannot start the host")))
 }
 
 /// Put a ref at the dotted `field` of the payload text.
