@@ -110,8 +110,7 @@ async fn trigger_parallel_rate(host: &Host, calls: usize) -> anyhow::Result<f64>
 async fn cold_start_ms(component: &Path) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
     let host = |cache: PathBuf| {
-        let mut config = HostConfig::default();
-        config.cache_dir = Some(cache);
+        let config = HostConfig::default().with_cache_dir(Some(cache));
         Host::builder()
             .config(config)
             .function("bench::noop", ComponentSource::File(component.to_path_buf()))

@@ -86,8 +86,7 @@ const FUNCTIONS: [&str; 4] = ["bench::noop", "bench::write", "bench::read", "ben
 /// or a stream loses bytes.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let scale = Scale { divisor: if options.quick { 8 } else { 1 } };
-    let mut config = HostConfig::default();
-    config.cache_dir = options.cache_dir.clone();
+    let config = HostConfig::default().with_cache_dir(options.cache_dir.clone());
     let mut manifest = Manifest::from_file(&options.manifest).context("cannot read the manifest")?;
     rill_build::build_manifest(&mut manifest)?;
     let host = Host::with_manifest(&manifest, config).context("cannot start the host")?;

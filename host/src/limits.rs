@@ -207,13 +207,6 @@ impl<'de> Deserialize<'de> for LimitOverrides {
     }
 }
 
-impl LimitOverrides {
-    /// Whether this table sets no limit.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 impl Limits {
     /// These limits with the fields `overrides` sets replaced.
     ///
