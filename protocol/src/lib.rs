@@ -10,7 +10,9 @@
 //! - [`extract_channel_refs`]: every ref inside a JSON payload, with its path;
 //! - [`FunctionId`]: the one rule for what names a function, and [`CallOptions`];
 //! - [`ChannelErrorKind`] and [`CallErrorKind`]: the error cases with their WIT names and,
-//!   for channels, the [`std::io::ErrorKind`] each becomes.
+//!   for channels, the [`std::io::ErrorKind`] each becomes;
+//! - [`worker`]: the iii worker protocol's messages, which `rill serve` speaks with iii
+//!   SDK workers.
 //!
 //! The crate needs only `serde` and `serde_json` (no async runtime), so it builds for
 //! `wasm32-wasip2` guests as well as for hosts. `conformance/refs.json` lists valid and
@@ -23,6 +25,7 @@ mod call_options;
 mod error_kind;
 mod function_id;
 mod refs;
+pub mod worker;
 
 pub use call_options::CallOptions;
 pub use error_kind::{CallErrorKind, ChannelErrorKind};
