@@ -6,6 +6,7 @@
 mod bench;
 mod call;
 mod exit;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ enum Command {
     /// Call a function and print its JSON result.
     #[command(after_long_help = call::after_help())]
     Call(call::CallArgs),
+    /// Serve the manifest's functions and rill's channels to iii SDK clients (an
+    /// iii-compatible engine: worker protocol on `/`, channels on `/ws/channels/`).
+    Serve(serve::ServeArgs),
     /// Measure rill's speed against this machine's limits (memcpy, a host-only stream).
     Bench(bench::BenchArgs),
     /// List the functions a manifest declares.
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Call(args) => call::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Functions { manifest } => list_functions(&manifest),
         }
     });

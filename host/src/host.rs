@@ -346,6 +346,11 @@ impl Host {
         async move { prepared?.call().await }
     }
 
+    /// Whether this host serves `function_id`.
+    pub fn has_function(&self, function_id: &str) -> bool {
+        self.inner.functions.contains_key(function_id)
+    }
+
     /// Create a channel from the host side. The ends implement tokio's `AsyncWrite` and
     /// `AsyncRead`; put a ref into a payload to hand an end to a function.
     ///

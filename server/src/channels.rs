@@ -1,0 +1,164 @@
+//! `GET /ws/channels/{id}?key=…&dir=read|write`: one channel end as a WebSocket.
+//!
+//! The end is opened before the upgrade, so a wrong id, key or direction is answered
+//! with 404 and a second attach with 409, as plain HTTP that every client can read.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use rill_broker::{ChannelError, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Reader, Writer};
+use serde::Deserialize;
+
+use crate::Shared;
+
+/// A Close frame's reason is at most 123 bytes (RFC 6455 §5.5: 125 for the payload,
+/// 2 of them the code).
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// Close code of a clean end (RFC 6455 "normal closure").
+const CLOSE_NORMAL: u16 = 1000;
+/// Close code of an aborted stream (RFC 6455 "internal error"), which iii's SDKs report
+/// as an error.
+const CLOSE_ABORTED: u16 = 1011;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EndQuery {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    dir: String,
+}
+
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    Path(channel_id): Path<String>,
+    Query(query): Query<EndQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let direction = match query.dir.as_str() {
+        "read" => Direction::Read,
+        "write" => Direction::Write,
+        _ => return refused(&ChannelError::NotFound),
+    };
+    let channel_ref = ChannelRef { channel_id, access_key: query.key, direction };
+    let broker = shared.host.broker();
+    let upgrade = shared.config.limit(upgrade);
+    match direction {
+        Direction::Write => match broker.open_writer(&channel_ref) {
+            Ok(writer) => upgrade.on_upgrade(move |socket| write_from(socket, writer)),
+            Err(err) => refused(&err),
+        },
+        Direction::Read => match broker.open_reader(&channel_ref) {
+            Ok(reader) => upgrade.on_upgrade(move |socket| read_into(socket, reader)),
+            Err(err) => refused(&err),
+        },
+    }
+}
+
+fn refused(err: &ChannelError) -> Response {
+    let status = match err {
+        ChannelError::AlreadyAttached => StatusCode::CONFLICT,
+        ChannelError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::NOT_FOUND,
+    };
+    (status, format!("{err}\n")).into_response()
+}
+
+/// A writing client: its frames go into the channel until it closes.
+async fn write_from(mut socket: WebSocket, mut writer: Writer) {
+    loop {
+        let written = match socket.recv().await {
+            Some(Ok(Frame::Binary(bytes))) => writer.write(bytes).await,
+            Some(Ok(Frame::Text(text))) => writer.send_text(text.as_str()).await,
+            Some(Ok(Frame::Close(frame))) => {
+                match frame {
+                    None => close_writer(&mut writer),
+                    Some(frame) if frame.code == CLOSE_NORMAL => close_writer(&mut writer),
+                    Some(frame) => writer.abort(format!(
+                        "the writing client closed the channel with code {}: {}",
+                        frame.code, frame.reason
+                    )),
+                }
+                // Finish the closing handshake (the Python SDK waits for it).
+                let _ = socket.close().await;
+                return;
+            }
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+            Some(Err(err)) => {
+                writer.abort(format!("the writing client's connection failed: {err}"));
+                return;
+            }
+            None => {
+                writer.abort("the writing client's connection was lost before it closed the channel");
+                return;
+            }
+        };
+        if let Err(err) = written {
+            // The reader left, or the stream cannot take this frame (a text message over
+            // the limit): the stream is over; tell the client why.
+            writer.abort(err.to_string());
+            let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string())))).await;
+            return;
+        }
+    }
+}
+
+fn close_writer(writer: &mut Writer) {
+    if let Err(err) = writer.close() {
+        tracing::debug!("a channel closed by its writing client: {err}");
+    }
+}
+
+/// A reading client: the channel's items go out as frames, then its end as a Close.
+async fn read_into(socket: WebSocket, mut reader: Reader) {
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            item = reader.read(MAX_CHUNK_BYTES) => {
+                let frame = match item {
+                    Ok(Some(Item::Bytes(bytes))) => Frame::Binary(bytes),
+                    Ok(Some(Item::Text(text))) => Frame::Text(text.into()),
+                    Ok(None) => Frame::Close(Some(close_frame(CLOSE_NORMAL, ""))),
+                    Err(ChannelError::Aborted(reason)) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &reason))),
+                    Err(err) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string()))),
+                };
+                let last = matches!(frame, Frame::Close(_));
+                if sink.send(frame).await.is_err() || last {
+                    break;
+                }
+            }
+            incoming = stream.next() => match incoming {
+                // The client left: dropping the reader tells the writer.
+                Some(Ok(Frame::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(MAX_CLOSE_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame { code, reason: reason[..end].into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(close_frame(CLOSE_ABORTED, "short").reason.as_str(), "short");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = close_frame(CLOSE_ABORTED, &long).reason;
+        assert_eq!(cut.len(), 122, "61 two-byte characters fit in 123 bytes");
+        assert!(long.starts_with(cut.as_str()));
+    }
+}

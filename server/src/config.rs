@@ -1,0 +1,51 @@
+//! The server's configuration. Every number a client can push against is a field here,
+//! with its default as a named constant.
+
+use axum::extract::ws::WebSocketUpgrade;
+
+/// Where `rill serve` listens by default: iii's port, on loopback only, since the
+/// functions it runs are untrusted (`--listen` opens it wider on purpose).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:49134";
+
+/// Largest WebSocket message accepted (64 MiB), as iii's SDKs send and accept. Bounds
+/// what one worker-protocol message (a call's payload or result) can make the server
+/// hold; larger data belongs in a channel.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Largest WebSocket frame accepted (16 MiB); a larger message must come fragmented, as
+/// iii's SDKs send it.
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+
+/// Messages queued for sending to one worker connection before whoever sends more waits
+/// (256). Bounds the memory a worker that reads slowly can make the server hold, beyond
+/// the messages themselves.
+pub const WORKER_OUTBOX_MESSAGES: usize = 256;
+
+/// Configuration of a [`Server`](crate::Server).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Messages queued for one worker connection before senders wait.
+    pub worker_outbox_messages: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            max_frame_bytes: MAX_FRAME_BYTES,
+            worker_outbox_messages: WORKER_OUTBOX_MESSAGES,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Apply the WebSocket limits to an upgrade.
+    pub(crate) fn limit(&self, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+        upgrade.max_message_size(self.max_message_bytes).max_frame_size(self.max_frame_bytes)
+    }
+}

@@ -1,0 +1,111 @@
+//! # rill-server: `rill serve`, an iii-compatible engine
+//!
+//! A [`Server`] puts a [`rill::Host`] on the network so that iii SDK clients (Rust,
+//! Python, Node) can use it as their engine: they connect as **workers**, register
+//! functions, call each other's functions and rill's wasm functions, and stream bytes
+//! through rill's channels. One listener serves:
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the iii worker protocol over a WebSocket ([`rill_protocol::worker`]) |
+//! | `GET /ws/channels/{id}?key=…&dir=read\|write` | one channel end as a WebSocket: binary frames are bytes, text frames are messages |
+//! | `GET /otel` | accepts iii SDK telemetry and discards it, so default-configured clients stay quiet |
+//! | `GET /healthz` | `ok` while the server runs |
+//!
+//! ## Routing
+//!
+//! A call names a function id. The built-ins (`engine::channels::create`,
+//! `engine::workers::register`, `engine::functions::list`) are answered by the server;
+//! an id registered by a connected worker goes to that worker; any other id is tried as
+//! one of the host's wasm functions, and is `function_not_found` if the host has none.
+//! Each id has one owner: a second registration of a live id is refused with
+//! `registrationrejected` (as iii does since 0.23), and so is a worker's registration of
+//! an id the host serves itself.
+//!
+//! Calls forwarded to a worker get an invocation id made by the server, and only the
+//! connection a call was sent to can answer it: a worker cannot answer, or learn of,
+//! another's calls. When a worker disconnects, every call it was serving fails at once
+//! with `invocation_stopped`; nothing waits for an answer that cannot come.
+//!
+//! ## Channels
+//!
+//! The channel endpoint maps rill's honest ends onto WebSocket close codes: a writing
+//! client's Close with code 1000, or with no code (what iii's Rust SDK sends), is the
+//! clean end; any other code, an error or a connection lost without a Close aborts the
+//! stream. A reader sees a clean end as Close 1000 and an abort (by a wasm writer, a
+//! writing client, a trap or a timeout) as Close 1011 with the reason. A wrong id, key or
+//! direction is a 404 before the upgrade, and a second attach of an end a 409.
+
+mod builtins;
+mod channels;
+mod config;
+mod registry;
+mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use rill::Host;
+
+pub use config::{DEFAULT_LISTEN, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, ServerConfig, WORKER_OUTBOX_MESSAGES};
+
+use crate::registry::Registry;
+
+/// An iii-compatible engine serving a [`Host`]'s functions and channels. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    host: Host,
+    registry: Registry,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// A server for `host`'s functions and channels.
+    pub fn new(host: Host, config: ServerConfig) -> Server {
+        let registry = Registry::new(host.clone());
+        Server { shared: Arc::new(Shared { host, registry, config }) }
+    }
+
+    /// The routes (see the crate docs), for serving with axum or nesting in an
+    /// application's own router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(worker::upgrade))
+            .route("/ws/channels/{channel_id}", get(channels::upgrade))
+            .route("/otel", get(otel))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .with_state(Arc::clone(&self.shared))
+    }
+
+    /// Serve on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    ///
+    /// The listener's I/O error.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
+/// to; they are read and dropped.
+async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+    shared
+        .config
+        .limit(upgrade)
+        .on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
+}

@@ -1,0 +1,243 @@
+//! Who serves which function id, and the calls waiting for a worker's answer.
+//!
+//! One owner per id (a worker connection), claimed by the first live registration. The
+//! calls forwarded to workers wait in `pending` under an invocation id the server made,
+//! together with the connection that must answer them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rill::{CallError, CallOptions, Host};
+use rill_protocol::CallErrorKind;
+use rill_protocol::worker::{
+    InvocationError, InvokeFunction, Message, RegisterFunction, RegistrationRejected, codes,
+};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::builtins;
+
+/// The JSON text of worker-protocol messages on their way to one worker connection.
+pub(crate) type Outbox = mpsc::Sender<String>;
+
+/// What a call ends with: the function's JSON result, or why it failed.
+pub(crate) type Outcome = Result<Box<RawValue>, InvocationError>;
+
+/// A worker connection, as the registry knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Connection {
+    /// Unique within this server's lifetime.
+    pub(crate) id: u64,
+    /// The `worker_id` it was given in `workerregistered`.
+    pub(crate) worker_id: String,
+    pub(crate) outbox: Outbox,
+}
+
+impl Connection {
+    pub(crate) fn new(outbox: Outbox) -> Connection {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Connection { id: NEXT.fetch_add(1, Ordering::Relaxed), worker_id: Uuid::new_v4().to_string(), outbox }
+    }
+}
+
+pub(crate) struct Registry {
+    host: Host,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    functions: HashMap<String, Registered>,
+    pending: HashMap<String, Pending>,
+}
+
+struct Registered {
+    owner: Connection,
+    description: Option<String>,
+}
+
+struct Pending {
+    /// The connection the call was sent to: the only one that may answer it.
+    callee: u64,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Registry")
+            .field("worker_functions", &state.functions.len())
+            .field("pending_calls", &state.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn new(host: Host) -> Registry {
+        Registry { host, state: Mutex::new(State::default()) }
+    }
+
+    pub(crate) fn host(&self) -> &Host {
+        &self.host
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section is a few map operations that cannot panic halfway.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Route calls of `function.id` to `conn`, unless someone else serves that id.
+    pub(crate) fn register(
+        &self,
+        conn: &Connection,
+        function: RegisterFunction,
+    ) -> Result<(), RegistrationRejected> {
+        let rejected = |owner: &str| RegistrationRejected {
+            code: codes::FUNCTION_NAMESPACE_CONFLICT.to_owned(),
+            namespace: "default".to_owned(),
+            function_id: Some(function.id.clone()),
+            owner_worker_id: owner.to_owned(),
+        };
+        if builtins::is_builtin(&function.id) || self.host.has_function(&function.id) {
+            return Err(rejected("rill"));
+        }
+        let mut state = self.lock();
+        match state.functions.get(&function.id) {
+            Some(existing) if existing.owner.id != conn.id => Err(rejected(&existing.owner.worker_id)),
+            _ => {
+                let registered = Registered { owner: conn.clone(), description: function.description };
+                state.functions.insert(function.id, registered);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stop routing `id` to `conn` (another owner's id is left alone).
+    pub(crate) fn unregister(&self, conn: &Connection, id: &str) {
+        let mut state = self.lock();
+        if state.functions.get(id).is_some_and(|r| r.owner.id == conn.id) {
+            state.functions.remove(id);
+        }
+    }
+
+    /// `conn` is gone: drop its functions and fail the calls it was serving.
+    pub(crate) fn disconnect(&self, conn: &Connection) {
+        let stopped: Vec<Pending> = {
+            let mut state = self.lock();
+            state.functions.retain(|_, r| r.owner.id != conn.id);
+            let ids: Vec<String> =
+                state.pending.iter().filter(|(_, p)| p.callee == conn.id).map(|(id, _)| id.clone()).collect();
+            ids.iter().filter_map(|id| state.pending.remove(id)).collect()
+        };
+        for pending in stopped {
+            let _ = pending.reply.send(Err(InvocationError::new(
+                codes::INVOCATION_STOPPED,
+                "the worker serving this call disconnected before answering",
+            )));
+        }
+    }
+
+    /// A worker's answer to a call forwarded to it. Answers to unknown ids, or to calls
+    /// sent to another connection, are dropped.
+    pub(crate) fn answer(&self, conn: &Connection, invocation_id: &str, outcome: Outcome) {
+        let pending = {
+            let mut state = self.lock();
+            match state.pending.get(invocation_id) {
+                Some(p) if p.callee == conn.id => state.pending.remove(invocation_id),
+                _ => None,
+            }
+        };
+        match pending {
+            Some(pending) => {
+                let _ = pending.reply.send(outcome);
+            }
+            None => tracing::debug!(invocation_id, "dropped an answer to no call of this connection"),
+        }
+    }
+
+    /// The functions this server serves: the host's, then the workers', with the
+    /// descriptions workers gave.
+    pub(crate) fn functions(&self) -> Vec<(String, Option<String>)> {
+        let mut list: Vec<(String, Option<String>)> =
+            self.host.function_ids().into_iter().map(|id| (id, None)).collect();
+        let state = self.lock();
+        list.extend(state.functions.iter().map(|(id, r)| (id.clone(), r.description.clone())));
+        list.sort();
+        list
+    }
+
+    /// Call `function_id` wherever it is served and wait for its outcome. Dropping the
+    /// future forgets the call (a worker's late answer is then dropped).
+    pub(crate) async fn invoke(&self, call: InvokeFunction) -> Outcome {
+        if let Some(outcome) = builtins::call(self, &call.function_id, &call.data) {
+            return outcome;
+        }
+        let owner = self.lock().functions.get(&call.function_id).map(|r| r.owner.clone());
+        match owner {
+            Some(owner) => self.forward(owner, call).await,
+            None => self.call_host(call).await,
+        }
+    }
+
+    async fn forward(&self, owner: Connection, call: InvokeFunction) -> Outcome {
+        let invocation_id = Uuid::new_v4().to_string();
+        let (reply, answer) = oneshot::channel();
+        self.lock().pending.insert(invocation_id.clone(), Pending { callee: owner.id, reply });
+        let forget = ForgetOnDrop { registry: self, invocation_id: &invocation_id };
+        let message = Message::InvokeFunction(InvokeFunction {
+            invocation_id: Some(invocation_id.clone()),
+            action: None,
+            ..call
+        });
+        let stopped =
+            || InvocationError::new(codes::INVOCATION_STOPPED, "the worker serving this call disconnected");
+        if owner.outbox.send(message.to_json()).await.is_err() {
+            return Err(stopped());
+        }
+        let outcome = answer.await.unwrap_or_else(|_| Err(stopped()));
+        drop(forget);
+        outcome
+    }
+
+    async fn call_host(&self, call: InvokeFunction) -> Outcome {
+        let result = self
+            .host
+            .trigger_with(&call.function_id, call.data.get().to_owned(), &CallOptions::default())
+            .await;
+        match result {
+            Ok(text) => RawValue::from_string(text).map_err(|err| {
+                InvocationError::new(
+                    codes::INVOCATION_FAILED,
+                    format!("the function's result is not JSON: {err}"),
+                )
+            }),
+            Err(err) => Err(call_error(&err)),
+        }
+    }
+}
+
+/// A host call's error in iii's terms: `function_not_found` for an unknown id,
+/// `invocation_failed` for the function's own error, and rill's WIT error kind (e.g.
+/// `timed-out`, `trapped`, `limit-exceeded`) for the rest, with the full message.
+fn call_error(err: &CallError) -> InvocationError {
+    let code = match err.error_kind() {
+        CallErrorKind::NotFound => codes::FUNCTION_NOT_FOUND,
+        CallErrorKind::Failed => codes::INVOCATION_FAILED,
+        other => other.wit_name(),
+    };
+    InvocationError::new(code, err.to_string())
+}
+
+/// Removes a forwarded call from `pending` when its caller stops waiting.
+struct ForgetOnDrop<'a> {
+    registry: &'a Registry,
+    invocation_id: &'a str,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().pending.remove(self.invocation_id);
+    }
+}
