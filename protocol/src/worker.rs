@@ -68,9 +68,26 @@ pub enum Message {
 }
 
 /// Why a worker-protocol message could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("not a worker-protocol message: {0}")]
-pub struct MessageError(#[from] serde_json::Error);
+#[derive(Debug)]
+pub struct MessageError(serde_json::Error);
+
+impl std::fmt::Display for MessageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a worker-protocol message: {}", self.0)
+    }
+}
+
+impl std::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl From<serde_json::Error> for MessageError {
+    fn from(err: serde_json::Error) -> Self {
+        MessageError(err)
+    }
+}
 
 impl Message {
     /// Read one message from the JSON text of a WebSocket message (see the module docs
