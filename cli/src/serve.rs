@@ -50,7 +50,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("cannot read the listening address")?;
     println!("rill serve: listening on ws://{address} ({} functions)", host.function_ids().len());
-    let server = Server::new(host, ServerConfig::default());
+    let server = Server::new(host, ServerConfig::default())?;
     server.serve(listener, shutdown_signal()).await.context("the server failed")?;
     eprintln!("rill serve: stopped");
     Ok(())

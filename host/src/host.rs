@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rill_broker::{Broker, BrokerConfig, ChannelError, ChannelOptions, NewChannel};
@@ -25,6 +25,7 @@ use crate::function::FunctionEntry;
 use crate::imports::call_linker;
 use crate::limits::{DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, Limits};
 use crate::manifest::Manifest;
+use crate::remote::{RemoteCall, RemoteFunctions};
 use crate::source::ComponentSource;
 use crate::state::{CallFuture, CallScope, Dispatch, RillCtx, Tree, far_future};
 
@@ -192,6 +193,8 @@ pub struct Host {
 struct HostInner {
     runtime: Arc<Runtime>,
     functions: HashMap<String, Arc<FunctionEntry>>,
+    /// Where guests' calls of ids this host does not serve go (see [`Host::set_remote`]).
+    remote: OnceLock<Arc<dyn RemoteFunctions>>,
 }
 
 impl HostInner {
@@ -222,9 +225,35 @@ impl Dispatch for HostInner {
         caller: &CallScope,
         timeout: Option<Duration>,
     ) -> Result<CallFuture, CallError> {
+        if !self.functions.contains_key(function_id)
+            && let Some(remote) = self.remote.get()
+            && let Some(call) = remote.call(function_id, payload.clone())
+        {
+            return Ok(remote_within_deadline(call, function_id, caller, timeout));
+        }
         let prepared = self.prepare(function_id, payload, Some(caller), timeout)?;
         Ok(Box::pin(prepared.call()))
     }
+}
+
+/// A remote call cut off at the caller's deadline (or sooner, at its own `timeout`).
+fn remote_within_deadline(
+    call: RemoteCall,
+    function_id: &str,
+    caller: &CallScope,
+    timeout: Option<Duration>,
+) -> CallFuture {
+    let now = tokio::time::Instant::now();
+    let deadline = timeout.map_or(caller.deadline, |t| caller.deadline.min(now + t));
+    let function_id = function_id.to_owned();
+    Box::pin(async move {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                Err(CallError::TimedOut { function_id, timeout: deadline.saturating_duration_since(now) })
+            }
+        }
+    })
 }
 
 impl std::fmt::Debug for Host {
@@ -344,6 +373,17 @@ impl Host {
     ) -> impl Future<Output = Result<String, CallError>> + Send + 'static + use<> {
         let prepared = Arc::clone(&self.inner).prepare(function_id, payload, None, options.timeout);
         async move { prepared?.call().await }
+    }
+
+    /// Send guests' calls of function ids this host does not serve to `remote` (the
+    /// workers of `rill serve`, for example). A host has at most one; setting it again
+    /// fails and hands `remote` back.
+    ///
+    /// # Errors
+    ///
+    /// `Err(remote)` when this host already has one.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteFunctions>) -> Result<(), Arc<dyn RemoteFunctions>> {
+        self.inner.remote.set(remote)
     }
 
     /// Whether this host serves `function_id`.
@@ -494,7 +534,7 @@ impl HostBuilder {
         let admission =
             self.config.pool_slots.map(|slots| Admission::new(slots, self.config.max_waiting_calls));
         let runtime = Arc::new(Runtime { engine, linker, broker, fuel_metering, cache, admission });
-        let inner = HostInner { runtime, functions };
+        let inner = HostInner { runtime, functions, remote: OnceLock::new() };
         Ok(Host { inner: Arc::new(inner) })
     }
 }

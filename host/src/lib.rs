@@ -58,6 +58,7 @@ mod imports;
 pub mod limits;
 pub mod manifest;
 pub mod pipe;
+mod remote;
 mod sandbox;
 mod source;
 mod state;
@@ -71,6 +72,7 @@ pub use limits::{
     DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, EPOCH_TICK, Limits,
     MAX_BACKTRACE_FRAMES, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES, MAX_LOG_LINE_BYTES, TABLE_KEEP_RESIDENT_BYTES,
 };
+pub use remote::{RemoteCall, RemoteFunctions};
 pub use rill_broker::{
     self as broker, BrokerConfig, BrokerStats, ChannelError, ChannelOptions, ChannelRef, Direction, Item,
     NewChannel, Reader, ReaderStatus, Writer, WriterStatus,

@@ -22,6 +22,10 @@
 //! `registrationrejected` (as iii does since 0.23), and so is a worker's registration of
 //! an id the host serves itself.
 //!
+//! A wasm guest's `trigger`, `spawn` or `trigger-void` of an id the host does not serve
+//! reaches the worker that registered it, within the guest's deadline, so wasm
+//! functions and iii workers call each other freely and channel refs cross between them.
+//!
 //! Calls forwarded to a worker get an invocation id made by the server, and only the
 //! connection a call was sent to can answer it: a worker cannot answer, or learn of,
 //! another's calls. When a worker disconnects, every call it was serving fails at once
@@ -69,11 +73,28 @@ struct Shared {
     config: ServerConfig,
 }
 
+/// Why a [`Server`] could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The host already sends its guests' calls of unknown ids elsewhere
+    /// ([`Host::set_remote`]), so this server's workers could not be reached from it.
+    #[error(
+        "this host already routes its guests' calls to another server's workers; give each server its own host"
+    )]
+    HostInUse,
+}
+
 impl Server {
-    /// A server for `host`'s functions and channels.
-    pub fn new(host: Host, config: ServerConfig) -> Server {
-        let registry = Registry::new(host.clone());
-        Server { shared: Arc::new(Shared { host, registry, config }) }
+    /// A server for `host`'s functions and channels. From now on the host's guests can
+    /// call the functions the server's workers register.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::HostInUse`] when `host` already serves another server.
+    pub fn new(host: Host, config: ServerConfig) -> Result<Server, ServerError> {
+        let registry = Registry::new(host.clone()).ok_or(ServerError::HostInUse)?;
+        Ok(Server { shared: Arc::new(Shared { host, registry, config }) })
     }
 
     /// The routes (see the crate docs), for serving with axum or nesting in an

@@ -3,12 +3,18 @@
 //! One owner per id (a worker connection), claimed by the first live registration. The
 //! calls forwarded to workers wait in `pending` under an invocation id the server made,
 //! together with the connection that must answer them.
+//!
+//! The workers' side ([`Workers`]) holds no [`Host`]: the host holds it, as its
+//! [`RemoteFunctions`], so that guests' calls reach workers, and the [`Registry`] holds
+//! both, with no reference cycle.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rill::{CallError, CallOptions, Host};
+use std::sync::Arc;
+
+use rill::{CallError, CallOptions, Host, RemoteCall, RemoteFunctions};
 use rill_protocol::CallErrorKind;
 use rill_protocol::worker::{
     InvocationError, InvokeFunction, Message, RegisterFunction, RegistrationRejected, codes,
@@ -42,9 +48,17 @@ impl Connection {
     }
 }
 
+/// Routes calls: built-ins, then workers, then the host's wasm functions.
+#[derive(Debug)]
 pub(crate) struct Registry {
     host: Host,
-    state: Mutex<State>,
+    workers: Workers,
+}
+
+/// The functions connected workers serve, and the calls waiting for their answers.
+#[derive(Clone, Default)]
+pub(crate) struct Workers {
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
@@ -64,28 +78,31 @@ struct Pending {
     reply: oneshot::Sender<Outcome>,
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.lock();
-        f.debug_struct("Registry")
-            .field("worker_functions", &state.functions.len())
+        f.debug_struct("Workers")
+            .field("functions", &state.functions.len())
             .field("pending_calls", &state.pending.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Registry {
-    pub(crate) fn new(host: Host) -> Registry {
-        Registry { host, state: Mutex::new(State::default()) }
+    /// A registry for `host`, which from now on sends its guests' calls of ids it does
+    /// not serve to the workers; `None` if the host already sends them elsewhere.
+    pub(crate) fn new(host: Host) -> Option<Registry> {
+        let workers = Workers::default();
+        host.set_remote(Arc::new(workers.clone())).ok()?;
+        Some(Registry { host, workers })
     }
 
     pub(crate) fn host(&self) -> &Host {
         &self.host
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every critical section is a few map operations that cannot panic halfway.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     /// Route calls of `function.id` to `conn`, unless someone else serves that id.
@@ -94,24 +111,83 @@ impl Registry {
         conn: &Connection,
         function: RegisterFunction,
     ) -> Result<(), RegistrationRejected> {
-        let rejected = |owner: &str| RegistrationRejected {
-            code: codes::FUNCTION_NAMESPACE_CONFLICT.to_owned(),
-            namespace: "default".to_owned(),
-            function_id: Some(function.id.clone()),
-            owner_worker_id: owner.to_owned(),
-        };
         if builtins::is_builtin(&function.id) || self.host.has_function(&function.id) {
-            return Err(rejected("rill"));
+            return Err(rejected(&function.id, "rill"));
         }
+        self.workers.register(conn, function)
+    }
+
+    /// The functions this server serves: the host's, then the workers', with the
+    /// descriptions workers gave.
+    pub(crate) fn functions(&self) -> Vec<(String, Option<String>)> {
+        let mut list: Vec<(String, Option<String>)> =
+            self.host.function_ids().into_iter().map(|id| (id, None)).collect();
+        let state = self.workers.lock();
+        list.extend(state.functions.iter().map(|(id, r)| (id.clone(), r.description.clone())));
+        list.sort();
+        list
+    }
+
+    /// Call `function_id` wherever it is served and wait for its outcome. Dropping the
+    /// future forgets the call (a worker's late answer is then dropped).
+    pub(crate) async fn invoke(&self, call: InvokeFunction) -> Outcome {
+        if let Some(outcome) = builtins::call(self, &call.function_id, &call.data) {
+            return outcome;
+        }
+        match self.workers.owner(&call.function_id) {
+            Some(owner) => self.workers.forward(owner, call).await,
+            None => self.call_host(call).await,
+        }
+    }
+
+    async fn call_host(&self, call: InvokeFunction) -> Outcome {
+        let result = self
+            .host
+            .trigger_with(&call.function_id, call.data.get().to_owned(), &CallOptions::default())
+            .await;
+        match result {
+            Ok(text) => RawValue::from_string(text).map_err(|err| {
+                InvocationError::new(
+                    codes::INVOCATION_FAILED,
+                    format!("the function's result is not JSON: {err}"),
+                )
+            }),
+            Err(err) => Err(call_error(&err)),
+        }
+    }
+}
+
+fn rejected(function_id: &str, owner: &str) -> RegistrationRejected {
+    RegistrationRejected {
+        code: codes::FUNCTION_NAMESPACE_CONFLICT.to_owned(),
+        namespace: "default".to_owned(),
+        function_id: Some(function_id.to_owned()),
+        owner_worker_id: owner.to_owned(),
+    }
+}
+
+impl Workers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section is a few map operations that cannot panic halfway.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn register(&self, conn: &Connection, function: RegisterFunction) -> Result<(), RegistrationRejected> {
         let mut state = self.lock();
         match state.functions.get(&function.id) {
-            Some(existing) if existing.owner.id != conn.id => Err(rejected(&existing.owner.worker_id)),
+            Some(existing) if existing.owner.id != conn.id => {
+                Err(rejected(&function.id, &existing.owner.worker_id))
+            }
             _ => {
                 let registered = Registered { owner: conn.clone(), description: function.description };
                 state.functions.insert(function.id, registered);
                 Ok(())
             }
         }
+    }
+
+    fn owner(&self, function_id: &str) -> Option<Connection> {
+        self.lock().functions.get(function_id).map(|r| r.owner.clone())
     }
 
     /// Stop routing `id` to `conn` (another owner's id is left alone).
@@ -157,35 +233,11 @@ impl Registry {
         }
     }
 
-    /// The functions this server serves: the host's, then the workers', with the
-    /// descriptions workers gave.
-    pub(crate) fn functions(&self) -> Vec<(String, Option<String>)> {
-        let mut list: Vec<(String, Option<String>)> =
-            self.host.function_ids().into_iter().map(|id| (id, None)).collect();
-        let state = self.lock();
-        list.extend(state.functions.iter().map(|(id, r)| (id.clone(), r.description.clone())));
-        list.sort();
-        list
-    }
-
-    /// Call `function_id` wherever it is served and wait for its outcome. Dropping the
-    /// future forgets the call (a worker's late answer is then dropped).
-    pub(crate) async fn invoke(&self, call: InvokeFunction) -> Outcome {
-        if let Some(outcome) = builtins::call(self, &call.function_id, &call.data) {
-            return outcome;
-        }
-        let owner = self.lock().functions.get(&call.function_id).map(|r| r.owner.clone());
-        match owner {
-            Some(owner) => self.forward(owner, call).await,
-            None => self.call_host(call).await,
-        }
-    }
-
     async fn forward(&self, owner: Connection, call: InvokeFunction) -> Outcome {
         let invocation_id = Uuid::new_v4().to_string();
         let (reply, answer) = oneshot::channel();
         self.lock().pending.insert(invocation_id.clone(), Pending { callee: owner.id, reply });
-        let forget = ForgetOnDrop { registry: self, invocation_id: &invocation_id };
+        let forget = ForgetOnDrop { workers: self, invocation_id: &invocation_id };
         let message = Message::InvokeFunction(InvokeFunction {
             invocation_id: Some(invocation_id.clone()),
             action: None,
@@ -200,21 +252,40 @@ impl Registry {
         drop(forget);
         outcome
     }
+}
 
-    async fn call_host(&self, call: InvokeFunction) -> Outcome {
-        let result = self
-            .host
-            .trigger_with(&call.function_id, call.data.get().to_owned(), &CallOptions::default())
-            .await;
-        match result {
-            Ok(text) => RawValue::from_string(text).map_err(|err| {
-                InvocationError::new(
-                    codes::INVOCATION_FAILED,
-                    format!("the function's result is not JSON: {err}"),
-                )
-            }),
-            Err(err) => Err(call_error(&err)),
-        }
+/// A guest's call of a function a worker serves.
+impl RemoteFunctions for Workers {
+    fn call(&self, function_id: &str, payload: String) -> Option<RemoteCall> {
+        let owner = self.owner(function_id)?;
+        let workers = self.clone();
+        let function_id = function_id.to_owned();
+        Some(Box::pin(async move {
+            let data = RawValue::from_string(payload)
+                .map_err(|err| CallError::InvalidInput(format!("the payload is not JSON: {err}")))?;
+            let call = InvokeFunction {
+                invocation_id: None,
+                function_id: function_id.clone(),
+                data,
+                action: None,
+                traceparent: None,
+                baggage: None,
+            };
+            match workers.forward(owner, call).await {
+                Ok(result) => Ok(result.get().to_owned()),
+                Err(error) => Err(worker_error(function_id, error)),
+            }
+        }))
+    }
+}
+
+/// A worker's error as a guest sees it: the iii code and message kept in the text.
+fn worker_error(function_id: String, error: InvocationError) -> CallError {
+    let message = format!("{} ({})", error.message, error.code);
+    match error.code.as_str() {
+        codes::FUNCTION_NOT_FOUND => CallError::NotFound(function_id),
+        codes::INVOCATION_STOPPED => CallError::Unavailable { function_id, message },
+        _ => CallError::Failed { function_id, message },
     }
 }
 
@@ -232,12 +303,12 @@ fn call_error(err: &CallError) -> InvocationError {
 
 /// Removes a forwarded call from `pending` when its caller stops waiting.
 struct ForgetOnDrop<'a> {
-    registry: &'a Registry,
+    workers: &'a Workers,
     invocation_id: &'a str,
 }
 
 impl Drop for ForgetOnDrop<'_> {
     fn drop(&mut self) {
-        self.registry.lock().pending.remove(self.invocation_id);
+        self.workers.lock().pending.remove(self.invocation_id);
     }
 }

@@ -57,7 +57,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
             }
         }
     }
-    shared.registry.disconnect(&conn);
+    shared.registry.workers().disconnect(&conn);
     tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
     drop(conn);
     // Calls still running hold outbox senders; their answers have nowhere to go now.
@@ -79,7 +79,7 @@ async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
                 let _ = conn.outbox.send(Message::RegistrationRejected(rejected).to_json()).await;
             }
         }
-        Message::UnregisterFunction(function) => shared.registry.unregister(conn, &function.id),
+        Message::UnregisterFunction(function) => shared.registry.workers().unregister(conn, &function.id),
         Message::InvokeFunction(call) => {
             let shared = Arc::clone(shared);
             let outbox = conn.outbox.clone();
@@ -91,7 +91,7 @@ async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
                 (None, Some(result)) => Ok(result),
                 (None, None) => Ok(serde_json::value::RawValue::NULL.to_owned()),
             };
-            shared.registry.answer(conn, &answer.invocation_id, outcome);
+            shared.registry.workers().answer(conn, &answer.invocation_id, outcome);
         }
         Message::Ping => {
             let _ = conn.outbox.send(Message::Pong.to_json()).await;

@@ -1,0 +1,447 @@
+//! `rill serve` through real WebSocket clients (tokio-tungstenite) speaking iii's worker
+//! protocol and channel endpoint, against wasm functions from the test artifacts. iii's
+//! own SDK suites run against the `rill` binary in `.ci/iii-peer-tests`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a test failure")]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rill::{ComponentSource, Host};
+use rill_server::{Server, ServerConfig, ServerError};
+use rill_test_artifacts::{CALLS, FILES, TRANSFORM, WRITERS};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Long enough for a debug build on a loaded 2-core machine; only a hang reaches it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn host() -> Host {
+    let mut builder = Host::builder();
+    for guest in [CALLS, FILES, TRANSFORM, WRITERS] {
+        for id in guest.functions {
+            builder = builder.function(*id, ComponentSource::File(guest.component.into()));
+        }
+    }
+    builder.build().unwrap()
+}
+
+async fn serve() -> SocketAddr {
+    let server = Server::new(host(), ServerConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    address
+}
+
+/// A worker connection, as an iii SDK makes one.
+struct Worker {
+    socket: Socket,
+    worker_id: String,
+}
+
+impl Worker {
+    async fn connect(address: SocketAddr) -> Worker {
+        let (mut socket, _) = connect_async(format!("ws://{address}/")).await.unwrap();
+        let first = next_json(&mut socket).await;
+        assert_eq!(first["type"], "workerregistered", "the first message: {first}");
+        let worker_id = first["worker_id"].as_str().unwrap().to_owned();
+        Worker { socket, worker_id }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket.send(Frame::Text(message.to_string().into())).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        next_json(&mut self.socket).await
+    }
+
+    async fn register(&mut self, id: &str) {
+        self.send(json!({"type": "registerfunction", "id": id})).await;
+    }
+
+    async fn invoke(&mut self, invocation_id: &str, function_id: &str, data: Value) {
+        let call = json!({"type": "invokefunction", "invocation_id": invocation_id, "function_id": function_id, "data": data});
+        self.send(call).await;
+    }
+
+    /// Call and wait for the answer, which must be the next message.
+    async fn call(&mut self, function_id: &str, data: Value) -> Value {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.invoke(&id, function_id, data).await;
+        let answer = self.recv().await;
+        assert_eq!(answer["type"], "invocationresult", "{answer}");
+        assert_eq!(answer["invocation_id"], id.as_str());
+        assert_eq!(answer["function_id"], function_id);
+        answer
+    }
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next()).await.expect("a message in time");
+        match frame.expect("the connection is open").unwrap() {
+            Frame::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Frame::Ping(_) | Frame::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_calls_wasm_functions_and_gets_iii_errors() {
+    let address = serve().await;
+    let mut worker = Worker::connect(address).await;
+
+    let answer = worker.call("test::echo", json!({"x": [1, 2]})).await;
+    assert_eq!(answer["result"], json!({"x": [1, 2]}));
+
+    // Payloads are relayed as written: `test::raw` returns the text it received, and a
+    // number no float can hold and non-ASCII text arrive byte for byte.
+    let data = r#"{"n":123456789012345678901234567890,"s":"😀é"}"#;
+    let raw = format!(
+        r#"{{"type":"invokefunction","invocation_id":"raw","function_id":"test::raw","data":{data}}}"#
+    );
+    worker.socket.send(Frame::Text(raw.into())).await.unwrap();
+    assert_eq!(worker.recv().await["result"]["raw"], data);
+
+    let answer = worker.call("test::fail", json!({"message": "boom"})).await;
+    assert_eq!(answer["error"]["code"], "invocation_failed");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("boom"), "{answer}");
+
+    let answer = worker.call("no::such", json!({})).await;
+    assert_eq!(answer["error"]["code"], "function_not_found");
+
+    let answer = worker.call("test::trap", json!({"message": "it broke"})).await;
+    assert_eq!(answer["error"]["code"], "invocation_failed", "a trap is the WIT kind `failed`: {answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("trapped"), "{answer}");
+
+    let answer = worker.call("test::echo", json!({"unterminated": "\u{0}"})).await;
+    assert!(answer.get("result").is_some(), "{answer}");
+
+    // A void call gets no answer: the next message answers the call after it.
+    let void =
+        json!({"type": "invokefunction", "function_id": "test::echo", "data": 1, "action": {"type": "void"}});
+    worker.send(void).await;
+    let answer = worker.call("test::echo", json!(2)).await;
+    assert_eq!(answer["result"], 2);
+
+    let enqueue = json!({"type": "invokefunction", "invocation_id": "q", "function_id": "test::echo", "data": 1, "action": {"type": "enqueue", "queue": "jobs"}});
+    worker.send(enqueue).await;
+    let answer = worker.recv().await;
+    assert_eq!(
+        (answer["invocation_id"].as_str(), answer["error"]["code"].as_str()),
+        (Some("q"), Some("enqueue_error"))
+    );
+
+    // What rill does not act on is ignored, and the connection goes on.
+    worker.send(json!({"type": "registertrigger", "id": "t", "trigger_type": "cron", "function_id": "f", "config": {}})).await;
+    worker.socket.send(Frame::Text("not json".into())).await.unwrap();
+    worker.send(json!({"type": "ping"})).await;
+    assert_eq!(worker.recv().await["type"], "pong");
+
+    let list = worker.call("engine::functions::list", json!({})).await;
+    let ids: Vec<&str> = list["result"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"test::echo") && ids.contains(&"files::process"), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_call_each_other_and_a_disconnect_stops_calls_at_once() {
+    let address = serve().await;
+    let mut server_side = Worker::connect(address).await;
+    let mut caller = Worker::connect(address).await;
+    server_side.register("worker::double").await;
+    // Registration is handled in order with the messages after it.
+    let _ = server_side.call("engine::functions::list", json!({})).await;
+
+    caller.invoke("c-1", "worker::double", json!({"n": 21})).await;
+    let forwarded = server_side.recv().await;
+    assert_eq!(
+        (forwarded["type"].as_str(), forwarded["function_id"].as_str()),
+        (Some("invokefunction"), Some("worker::double"))
+    );
+    assert_eq!(forwarded["data"], json!({"n": 21}));
+    let server_id = forwarded["invocation_id"].as_str().unwrap().to_owned();
+    assert_ne!(server_id, "c-1", "the server gives forwarded calls ids of its own");
+
+    // Another connection cannot answer it.
+    caller.send(json!({"type": "invocationresult", "invocation_id": server_id, "function_id": "worker::double", "result": "forged"})).await;
+    server_side.send(json!({"type": "invocationresult", "invocation_id": server_id, "function_id": "worker::double", "result": {"n": 42}})).await;
+    let answer = caller.recv().await;
+    assert_eq!((answer["invocation_id"].as_str(), &answer["result"]), (Some("c-1"), &json!({"n": 42})));
+
+    // A second registration of a live id is refused, naming the owner.
+    caller.register("worker::double").await;
+    let rejected = caller.recv().await;
+    assert_eq!(rejected["type"], "registrationrejected");
+    assert_eq!(rejected["code"], "FUNCTION_NAMESPACE_CONFLICT");
+    assert_eq!(rejected["owner_worker_id"], server_side.worker_id.as_str());
+    // So is a wasm function's id.
+    caller.register("test::echo").await;
+    assert_eq!(caller.recv().await["type"], "registrationrejected");
+
+    // The serving worker goes away mid-call: the caller hears at once.
+    caller.invoke("c-2", "worker::double", json!({"n": 1})).await;
+    assert_eq!(server_side.recv().await["type"], "invokefunction");
+    drop(server_side);
+    let answer = caller.recv().await;
+    assert_eq!(
+        (answer["invocation_id"].as_str(), answer["error"]["code"].as_str()),
+        (Some("c-2"), Some("invocation_stopped"))
+    );
+    // And its functions are gone.
+    let answer = caller.call("worker::double", json!({})).await;
+    assert_eq!(answer["error"]["code"], "function_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_guest_calls_a_worker_function() {
+    let address = serve().await;
+    let mut serving = Worker::connect(address).await;
+    let mut client = Worker::connect(address).await;
+    serving.register("worker::double").await;
+    let _ = serving.call("engine::functions::list", json!({})).await;
+
+    let guest_call = json!({"function": "worker::double", "payload": {"n": 21}});
+    client.invoke("g-1", "test::call", guest_call).await;
+    let forwarded = serving.recv().await;
+    assert_eq!(forwarded["data"], json!({"n": 21}));
+    let reply = json!({"type": "invocationresult", "invocation_id": forwarded["invocation_id"], "function_id": "worker::double", "result": {"n": 42}});
+    serving.send(reply).await;
+    let answer = client.recv().await;
+    assert_eq!(answer["result"], json!({"ok": {"n": 42}}), "{answer}");
+
+    // A worker's error reaches the guest as `failed`, with iii's code in the message.
+    client.invoke("g-2", "test::call", json!({"function": "worker::double"})).await;
+    let forwarded = serving.recv().await;
+    let reply = json!({"type": "invocationresult", "invocation_id": forwarded["invocation_id"], "function_id": "worker::double", "error": {"code": "bad_input", "message": "n is missing"}});
+    serving.send(reply).await;
+    let error = client.recv().await["result"]["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.starts_with("failed: ") && error.contains("n is missing") && error.contains("bad_input"),
+        "{error}"
+    );
+
+    // A worker that does not answer in time: the guest's own timeout ends the call.
+    client.invoke("g-3", "test::call", json!({"function": "worker::double", "timeout_ms": 300})).await;
+    assert_eq!(serving.recv().await["type"], "invokefunction");
+    let error = client.recv().await["result"]["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("timed-out"), "{error}");
+
+    // The worker leaves mid-call: the guest learns at once that it is unavailable.
+    client.invoke("g-4", "test::call", json!({"function": "worker::double"})).await;
+    assert_eq!(serving.recv().await["type"], "invokefunction");
+    drop(serving);
+    let error = client.recv().await["result"]["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("unavailable: ") && error.contains("invocation_stopped"), "{error}");
+    let after = client.call("test::call", json!({"function": "worker::double"})).await;
+    assert!(after["result"]["error"].as_str().unwrap().starts_with("not-found"), "{after}");
+}
+
+/// The two refs of a channel made through `engine::channels::create`.
+async fn create_channel(worker: &mut Worker) -> (Value, Value) {
+    let answer = worker.call("engine::channels::create", json!({"buffer_size": null})).await;
+    (answer["result"]["writer"].clone(), answer["result"]["reader"].clone())
+}
+
+fn end_url(address: SocketAddr, channel_ref: &Value) -> String {
+    format!(
+        "ws://{address}/ws/channels/{}?key={}&dir={}",
+        channel_ref["channel_id"].as_str().unwrap(),
+        channel_ref["access_key"].as_str().unwrap(),
+        channel_ref["direction"].as_str().unwrap()
+    )
+}
+
+async fn open(address: SocketAddr, channel_ref: &Value) -> Socket {
+    connect_async(end_url(address, channel_ref)).await.unwrap().0
+}
+
+/// Everything a reading socket gets: its bytes, its text messages, and its Close.
+async fn read_all(mut socket: Socket) -> (Vec<u8>, Vec<String>, Option<CloseFrame>) {
+    let (mut bytes, mut texts) = (Vec::new(), Vec::new());
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next()).await.expect("a frame in time");
+        match frame.expect("a Close before the end").unwrap() {
+            Frame::Binary(b) => {
+                assert!(b.len() <= 64 << 10, "frames rill sends are at most 64 KiB");
+                bytes.extend_from_slice(&b);
+            }
+            Frame::Text(t) => texts.push(t.as_str().to_owned()),
+            Frame::Close(frame) => return (bytes, texts, frame),
+            Frame::Ping(_) | Frame::Pong(_) | Frame::Frame(_) => {}
+        }
+    }
+}
+
+async fn refused_status(url: &str) -> u16 {
+    match connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {:?}", other.map(|_| "an upgrade")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_ends_over_websockets_keep_rills_contract() {
+    let address = serve().await;
+    let mut worker = Worker::connect(address).await;
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    assert_ne!(writer_ref["access_key"], reader_ref["access_key"], "each end has its own key");
+
+    // Wrong key, wrong direction, unknown id: 404 before the upgrade.
+    let mut wrong_key = reader_ref.clone();
+    wrong_key["access_key"] = json!("0".repeat(64));
+    assert_eq!(refused_status(&end_url(address, &wrong_key)).await, 404);
+    let mut wrong_dir = writer_ref.clone();
+    wrong_dir["direction"] = json!("read");
+    assert_eq!(refused_status(&end_url(address, &wrong_dir)).await, 404);
+    let mut unknown = reader_ref.clone();
+    unknown["channel_id"] = json!(uuid::Uuid::new_v4().to_string());
+    assert_eq!(refused_status(&end_url(address, &unknown)).await, 404);
+
+    // The writer writes and closes (with no status code, as iii's Rust SDK does) before
+    // the reader attaches; nothing is lost.
+    let mut writer = open(address, &writer_ref).await;
+    writer.send(Frame::Binary(b"hello ".to_vec().into())).await.unwrap();
+    writer.send(Frame::Text("in order".into())).await.unwrap();
+    writer.send(Frame::Binary(b"world".to_vec().into())).await.unwrap();
+    writer.send(Frame::Close(None)).await.unwrap();
+    drop(writer);
+    let (bytes, texts, close) = read_all(open(address, &reader_ref).await).await;
+    assert_eq!((bytes.as_slice(), texts), (&b"hello world"[..], vec!["in order".to_owned()]));
+    assert_eq!(close.unwrap().code, CloseCode::Normal);
+
+    // A writer that drops its connection without a Close aborts the stream: the reader
+    // gets the data, then 1011.
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let mut writer = open(address, &writer_ref).await;
+    writer.send(Frame::Binary(b"partial".to_vec().into())).await.unwrap();
+    writer.flush().await.unwrap();
+    drop(writer);
+    let (bytes, _, close) = read_all(open(address, &reader_ref).await).await;
+    assert_eq!(bytes, b"partial");
+    let close = close.unwrap();
+    assert_eq!(close.code, CloseCode::Error, "1011: {close:?}");
+
+    // Another close code is an abort too, and its reason reaches the reader. Both ends
+    // are attached while the stream is open, so a second attach of either is a 409.
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let reader = open(address, &reader_ref).await;
+    let mut writer = open(address, &writer_ref).await;
+    assert_eq!(refused_status(&end_url(address, &reader_ref)).await, 409, "a second attach");
+    assert_eq!(refused_status(&end_url(address, &writer_ref)).await, 409, "a second attach");
+    let going_away = CloseFrame { code: CloseCode::Away, reason: "shutting down".into() };
+    writer.send(Frame::Close(Some(going_away))).await.unwrap();
+    let (_, _, close) = read_all(reader).await;
+    let close = close.unwrap();
+    assert_eq!(close.code, CloseCode::Error);
+    assert!(close.reason.contains("1001") && close.reason.contains("shutting down"), "{close:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_cross_between_websocket_clients_and_wasm_functions() {
+    let address = serve().await;
+    let mut worker = Worker::connect(address).await;
+
+    // A client writes 4 MiB; wasm `files::process` reads it.
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let expected = format!("{:x}", Sha256::digest(&data));
+    let mut writer = open(address, &writer_ref).await;
+    let feed = tokio::spawn(async move {
+        for piece in data.chunks(100_000) {
+            writer.send(Frame::Binary(piece.to_vec().into())).await.unwrap();
+        }
+        writer
+            .send(Frame::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))
+            .await
+            .unwrap();
+    });
+    let answer = worker.call("files::process", json!({"reader": reader_ref})).await;
+    feed.await.unwrap();
+    assert_eq!(answer["result"]["bytes"], 4 << 20, "{answer}");
+    assert_eq!(answer["result"]["sha256"], expected.as_str());
+
+    // A client writes, wasm `transform::uppercase` transforms, a client reads.
+    let (in_writer, in_reader) = create_channel(&mut worker).await;
+    let (out_writer, out_reader) = create_channel(&mut worker).await;
+    let mut writer = open(address, &in_writer).await;
+    writer.send(Frame::Binary(b"streamed through wasm".to_vec().into())).await.unwrap();
+    writer.send(Frame::Text("kept as is".into())).await.unwrap();
+    writer.send(Frame::Close(None)).await.unwrap();
+    let answer = worker.call("transform::uppercase", json!({"input": in_reader, "output": out_writer})).await;
+    assert_eq!(answer["result"]["bytes"], 21, "{answer}");
+    let (bytes, texts, close) = read_all(open(address, &out_reader).await).await;
+    assert_eq!((bytes.as_slice(), texts), (&b"STREAMED THROUGH WASM"[..], vec!["kept as is".to_owned()]));
+    assert_eq!(close.unwrap().code, CloseCode::Normal);
+
+    // A wasm writer that traps mid-stream: the client reader gets the data, then 1011
+    // with the trap.
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let reader = open(address, &reader_ref).await;
+    let answer = worker.call("test::write_then_trap", json!({"writer": writer_ref, "bytes": 1000})).await;
+    assert_eq!(answer["error"]["code"], "invocation_failed", "{answer}");
+    let (bytes, _, close) = read_all(reader).await;
+    assert_eq!(bytes.len(), 1000);
+    let close = close.unwrap();
+    assert_eq!(close.code, CloseCode::Error);
+    assert!(close.reason.starts_with("function \"test::write_then_trap\" trapped"), "{close:?}");
+    assert!(close.reason.len() <= 123);
+}
+
+/// Every call through the worker protocol is answered, exactly once: 10,000 calls on one
+/// connection, up to 32 in flight at a time (under the host's default of 64 calls of one
+/// function running at once, so that none is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_get_ten_thousand_answers() {
+    const CALLS: usize = 10_000;
+    const IN_FLIGHT: usize = 32;
+    let address = serve().await;
+    let worker = Worker::connect(address).await;
+    let (mut sink, mut stream) = worker.socket.split();
+    let (sent, mut answered) = (&mut 0usize, HashSet::new());
+    while answered.len() < CALLS {
+        while *sent < CALLS && *sent - answered.len() < IN_FLIGHT {
+            let call = json!({"type": "invokefunction", "invocation_id": format!("call-{sent}"), "function_id": "test::echo", "data": {"i": *sent}});
+            sink.send(Frame::Text(call.to_string().into())).await.unwrap();
+            *sent += 1;
+        }
+        let answer = next_json_stream(&mut stream).await;
+        let id = answer["invocation_id"].as_str().unwrap().to_owned();
+        let i: usize = id.strip_prefix("call-").unwrap().parse().unwrap();
+        assert_eq!(answer["result"], json!({"i": i}), "{answer}");
+        assert!(answered.insert(id), "answered twice: {answer}");
+    }
+}
+
+async fn next_json_stream(stream: &mut futures::stream::SplitStream<Socket>) -> Value {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, stream.next()).await.expect("a message in time");
+        if let Frame::Text(text) = frame.expect("the connection is open").unwrap() {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_host_serves_one_server() {
+    let host = host();
+    let _first = Server::new(host.clone(), ServerConfig::default()).unwrap();
+    let second = Server::new(host, ServerConfig::default());
+    assert!(matches!(second, Err(ServerError::HostInUse)), "{second:?}");
+}
