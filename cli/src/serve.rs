@@ -21,6 +21,10 @@ pub(crate) struct ServeArgs {
     /// Port 0 picks a free port; the address is printed on stdout once listening.
     #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     listen: String,
+    /// Require `Authorization: Bearer TOKEN` on every request (iii SDKs send their
+    /// `III_TOKEN` this way).
+    #[arg(long, env = "RILL_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Compile components without the on-disk compilation cache.
     #[arg(long)]
     no_cache: bool,
@@ -50,7 +54,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("cannot read the listening address")?;
     println!("rill serve: listening on ws://{address} ({} functions)", host.function_ids().len());
-    let server = Server::new(host, ServerConfig::default())?;
+    let mut server_config = ServerConfig::default();
+    if let Some(token) = args.token.filter(|t| !t.is_empty()) {
+        server_config = server_config.with_token(token);
+    }
+    let server = Server::new(host, server_config)?;
     server.serve(listener, shutdown_signal()).await.context("the server failed")?;
     eprintln!("rill serve: stopped");
     Ok(())

@@ -22,9 +22,12 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 pub const WORKER_OUTBOX_MESSAGES: usize = 256;
 
 /// Configuration of a [`Server`](crate::Server).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
+    /// When set, every request must carry `Authorization: Bearer <token>` (what iii's
+    /// SDKs send from `III_TOKEN`); others get 401. Compared in constant time.
+    pub token: Option<String>,
     /// Largest WebSocket message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Largest WebSocket frame accepted, in bytes.
@@ -36,6 +39,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            token: None,
             max_message_bytes: MAX_MESSAGE_BYTES,
             max_frame_bytes: MAX_FRAME_BYTES,
             worker_outbox_messages: WORKER_OUTBOX_MESSAGES,
@@ -43,7 +47,24 @@ impl Default for ServerConfig {
     }
 }
 
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("worker_outbox_messages", &self.worker_outbox_messages)
+            .finish()
+    }
+}
+
 impl ServerConfig {
+    /// Require `Authorization: Bearer <token>` on every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// Apply the WebSocket limits to an upgrade.
     pub(crate) fn limit(&self, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         upgrade.max_message_size(self.max_message_bytes).max_frame_size(self.max_frame_bytes)

@@ -39,7 +39,14 @@
 //! stream. A reader sees a clean end as Close 1000 and an abort (by a wasm writer, a
 //! writing client, a trap or a timeout) as Close 1011 with the reason. A wrong id, key or
 //! direction is a 404 before the upgrade, and a second attach of an end a 409.
+//!
+//! ## Authentication
+//!
+//! With [`ServerConfig::token`] set, every route needs `Authorization: Bearer <token>`,
+//! which iii's SDKs (0.25+) send when `III_TOKEN` is set; anything else gets 401 before
+//! any upgrade.
 
+mod auth;
 mod builtins;
 mod channels;
 mod config;
@@ -105,6 +112,7 @@ impl Server {
             .route("/ws/channels/{channel_id}", get(channels::upgrade))
             .route("/otel", get(otel))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&self.shared), auth::require_token))
             .with_state(Arc::clone(&self.shared))
     }
 

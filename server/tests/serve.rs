@@ -445,3 +445,46 @@ async fn a_host_serves_one_server() {
     let second = Server::new(host, ServerConfig::default());
     assert!(matches!(second, Err(ServerError::HostInUse)), "{second:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_every_route() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let server = Server::new(host(), ServerConfig::default().with_token("s3cret")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener, std::future::pending()));
+
+    let with = |path: &str, authorization: Option<&str>| {
+        let mut request = format!("ws://{address}{path}").into_client_request().unwrap();
+        if let Some(value) = authorization {
+            request.headers_mut().insert("authorization", value.parse().unwrap());
+        }
+        request
+    };
+    let status = |request| async move {
+        match connect_async(request).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Err(other) => panic!("{other}"),
+        }
+    };
+    // Violated: no token, a wrong one, the right one in the wrong scheme; on every route,
+    // before anything else is looked at (an unknown channel is 401, not 404).
+    for path in ["/", "/otel", "/healthz", "/ws/channels/00000000-0000-0000-0000-000000000000?key=k&dir=read"]
+    {
+        assert_eq!(status(with(path, None)).await, 401, "{path}");
+        assert_eq!(status(with(path, Some("Bearer s3cret-not"))).await, 401, "{path}");
+        assert_eq!(status(with(path, Some("Bearer s3cre"))).await, 401, "{path}");
+        assert_eq!(status(with(path, Some("Basic s3cret"))).await, 401, "{path}");
+    }
+    // Obeyed: the worker protocol and the channel endpoint work with the token.
+    let (mut socket, _) = connect_async(with("/", Some("Bearer s3cret"))).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "workerregistered");
+    let call = json!({"type": "invokefunction", "invocation_id": "c", "function_id": "engine::channels::create", "data": {}});
+    socket.send(Frame::Text(call.to_string().into())).await.unwrap();
+    let reader_ref = next_json(&mut socket).await["result"]["reader"].clone();
+    let path = end_url(address, &reader_ref).replace(&format!("ws://{address}"), "");
+    assert_eq!(status(with(&path, None)).await, 401);
+    assert_eq!(status(with(&path, Some("Bearer s3cret"))).await, 101);
+}
