@@ -14,6 +14,7 @@ use rill_broker::{ChannelError, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Re
 use serde::Deserialize;
 
 use crate::Shared;
+use crate::lifecycle::Phase;
 
 /// A Close frame's reason is at most 123 bytes (RFC 6455 §5.5: 125 for the payload,
 /// 2 of them the code).
@@ -24,6 +25,8 @@ const CLOSE_NORMAL: u16 = 1000;
 /// Close code of an aborted stream (RFC 6455 "internal error"), which iii's SDKs report
 /// as an error.
 const CLOSE_ABORTED: u16 = 1011;
+/// Close code a writing client gets when the server shuts down (RFC 6455 "going away").
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EndQuery {
@@ -49,11 +52,17 @@ pub(crate) async fn upgrade(
     let upgrade = shared.config.limit(upgrade);
     match direction {
         Direction::Write => match broker.open_writer(&channel_ref) {
-            Ok(writer) => upgrade.on_upgrade(move |socket| write_from(socket, writer)),
+            Ok(writer) => upgrade.on_upgrade(move |socket| async move {
+                let _busy = shared.lifecycle.busy();
+                write_from(socket, writer, &shared).await;
+            }),
             Err(err) => refused(&err),
         },
         Direction::Read => match broker.open_reader(&channel_ref) {
-            Ok(reader) => upgrade.on_upgrade(move |socket| read_into(socket, reader)),
+            Ok(reader) => upgrade.on_upgrade(move |socket| async move {
+                let _busy = shared.lifecycle.busy();
+                read_into(socket, reader, &shared).await;
+            }),
             Err(err) => refused(&err),
         },
     }
@@ -68,43 +77,69 @@ fn refused(err: &ChannelError) -> Response {
     (status, format!("{err}\n")).into_response()
 }
 
+/// Why a stream the server ended at shutdown failed.
+const STOPPED: &str = "rill serve shut down before the stream ended";
+
 /// A writing client: its frames go into the channel until it closes.
-async fn write_from(mut socket: WebSocket, mut writer: Writer) {
+async fn write_from(mut socket: WebSocket, mut writer: Writer, shared: &Shared) {
+    let stopped = shared.lifecycle.reached(Phase::Stopped);
+    tokio::pin!(stopped);
     loop {
-        let written = match socket.recv().await {
-            Some(Ok(Frame::Binary(bytes))) => writer.write(bytes).await,
-            Some(Ok(Frame::Text(text))) => writer.send_text(text.as_str()).await,
-            Some(Ok(Frame::Close(frame))) => {
-                match frame {
-                    None => close_writer(&mut writer),
-                    Some(frame) if frame.code == CLOSE_NORMAL => close_writer(&mut writer),
-                    Some(frame) => writer.abort(format!(
-                        "the writing client closed the channel with code {}: {}",
-                        frame.code, frame.reason
-                    )),
+        let frame = tokio::select! {
+            frame = socket.recv() => frame,
+            () = &mut stopped => break,
+        };
+        let write = async {
+            match frame {
+                Some(Ok(Frame::Binary(bytes))) => Some(writer.write(bytes).await),
+                Some(Ok(Frame::Text(text))) => Some(writer.send_text(text.as_str()).await),
+                Some(Ok(Frame::Close(frame))) => {
+                    match frame {
+                        None => close_writer(&mut writer),
+                        Some(frame) if frame.code == CLOSE_NORMAL => close_writer(&mut writer),
+                        Some(frame) => writer.abort(format!(
+                            "the writing client closed the channel with code {}: {}",
+                            frame.code, frame.reason
+                        )),
+                    }
+                    None
                 }
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Some(Ok(())),
+                Some(Err(err)) => {
+                    writer.abort(format!("the writing client's connection failed: {err}"));
+                    None
+                }
+                None => {
+                    writer.abort("the writing client's connection was lost before it closed the channel");
+                    None
+                }
+            }
+        };
+        // A full buffer holds the write (and so the client: backpressure), but not
+        // past shutdown.
+        let written = tokio::select! {
+            written = write => written,
+            () = &mut stopped => break,
+        };
+        match written {
+            Some(Ok(())) => {}
+            None => {
                 // Finish the closing handshake (the Python SDK waits for it).
                 let _ = socket.close().await;
                 return;
             }
-            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
             Some(Err(err)) => {
-                writer.abort(format!("the writing client's connection failed: {err}"));
+                // The reader left, or the stream cannot take this frame (a text message
+                // over the limit): the stream is over; tell the client why.
+                writer.abort(err.to_string());
+                let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string())))).await;
                 return;
             }
-            None => {
-                writer.abort("the writing client's connection was lost before it closed the channel");
-                return;
-            }
-        };
-        if let Err(err) = written {
-            // The reader left, or the stream cannot take this frame (a text message over
-            // the limit): the stream is over; tell the client why.
-            writer.abort(err.to_string());
-            let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string())))).await;
-            return;
         }
     }
+    // The server stopped mid-stream: the reader must not take what it got for the whole.
+    writer.abort(STOPPED);
+    let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_GOING_AWAY, STOPPED)))).await;
 }
 
 fn close_writer(writer: &mut Writer) {
@@ -114,10 +149,17 @@ fn close_writer(writer: &mut Writer) {
 }
 
 /// A reading client: the channel's items go out as frames, then its end as a Close.
-async fn read_into(socket: WebSocket, mut reader: Reader) {
+async fn read_into(socket: WebSocket, mut reader: Reader, shared: &Shared) {
     let (mut sink, mut stream) = socket.split();
+    let stopped = shared.lifecycle.reached(Phase::Stopped);
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
+            () = &mut stopped => {
+                // Cut off: an abort, never a clean end.
+                let _ = sink.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, STOPPED)))).await;
+                break;
+            }
             item = reader.read(MAX_CHUNK_BYTES) => {
                 let frame = match item {
                     Ok(Some(Item::Bytes(bytes))) => Frame::Binary(bytes),

@@ -1,6 +1,8 @@
 //! The server's configuration. Every number a client can push against is a field here,
 //! with its default as a named constant.
 
+use std::time::Duration;
+
 use axum::extract::ws::WebSocketUpgrade;
 
 /// Where `rill serve` listens by default: iii's port, on loopback only, since the
@@ -21,6 +23,10 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 /// the messages themselves.
 pub const WORKER_OUTBOX_MESSAGES: usize = 256;
 
+/// How long a shutting-down server lets running calls and channel streams finish (10 s)
+/// before it ends them as failures.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Configuration of a [`Server`](crate::Server).
 #[derive(Clone)]
 #[non_exhaustive]
@@ -34,6 +40,8 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Messages queued for one worker connection before senders wait.
     pub worker_outbox_messages: usize,
+    /// How long shutdown waits for running calls and streams.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,7 @@ impl Default for ServerConfig {
             max_message_bytes: MAX_MESSAGE_BYTES,
             max_frame_bytes: MAX_FRAME_BYTES,
             worker_outbox_messages: WORKER_OUTBOX_MESSAGES,
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 }
@@ -54,11 +63,18 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("worker_outbox_messages", &self.worker_outbox_messages)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
 
 impl ServerConfig {
+    /// Wait at most `grace` for running calls and streams at shutdown.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Require `Authorization: Bearer <token>` on every request.
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());

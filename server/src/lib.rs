@@ -50,11 +50,13 @@ mod auth;
 mod builtins;
 mod channels;
 mod config;
+mod lifecycle;
 mod registry;
 mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -63,8 +65,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use rill::Host;
 
-pub use config::{DEFAULT_LISTEN, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, ServerConfig, WORKER_OUTBOX_MESSAGES};
+pub use config::{
+    DEFAULT_LISTEN, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
+};
 
+use crate::lifecycle::{Lifecycle, Phase};
 use crate::registry::Registry;
 
 /// An iii-compatible engine serving a [`Host`]'s functions and channels. Cheap to clone.
@@ -78,6 +83,7 @@ struct Shared {
     host: Host,
     registry: Registry,
     config: ServerConfig,
+    lifecycle: Lifecycle,
 }
 
 /// Why a [`Server`] could not be made.
@@ -101,7 +107,7 @@ impl Server {
     /// [`ServerError::HostInUse`] when `host` already serves another server.
     pub fn new(host: Host, config: ServerConfig) -> Result<Server, ServerError> {
         let registry = Registry::new(host.clone()).ok_or(ServerError::HostInUse)?;
-        Ok(Server { shared: Arc::new(Shared { host, registry, config }) })
+        Ok(Server { shared: Arc::new(Shared { host, registry, config, lifecycle: Lifecycle::new() }) })
     }
 
     /// The routes (see the crate docs), for serving with axum or nesting in an
@@ -116,7 +122,11 @@ impl Server {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// Serve on `listener` until `shutdown` completes.
+    /// Serve on `listener` until `shutdown` completes, then shut down gracefully: stop
+    /// accepting connections and calls, let running calls and channel streams finish
+    /// within [`ServerConfig::shutdown_grace`], then end the rest. A stream cut off then
+    /// reaches its reader as an abort (Close 1011), a call as an error, and worker
+    /// connections get Close 1001 ("going away").
     ///
     /// # Errors
     ///
@@ -126,9 +136,26 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+        let shared = Arc::clone(&self.shared);
+        let draining = async move {
+            shutdown.await;
+            shared.lifecycle.set(Phase::Draining);
+        };
+        axum::serve(listener, self.router()).with_graceful_shutdown(draining).await?;
+        let lifecycle = &self.shared.lifecycle;
+        if tokio::time::timeout(self.shared.config.shutdown_grace, lifecycle.idle()).await.is_err() {
+            tracing::warn!("calls and streams still running after the grace period are ended now");
+        }
+        lifecycle.set(Phase::Stopped);
+        // Let streams and worker connections send their Close frames.
+        let _ = tokio::time::timeout(CLOSING_TIME, lifecycle.idle()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
     }
 }
+
+/// How long, after the grace period, ended streams and calls get to say so.
+const CLOSING_TIME: Duration = Duration::from_secs(1);
 
 /// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
 /// to; they are read and dropped.

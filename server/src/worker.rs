@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use futures::{SinkExt, StreamExt};
 use rill_protocol::worker::{
@@ -17,7 +17,11 @@ use rill_protocol::worker::{
 use tokio::sync::mpsc;
 
 use crate::Shared;
+use crate::lifecycle::Phase;
 use crate::registry::{Connection, Outcome};
+
+/// Close code a worker gets when the server shuts down (RFC 6455 "going away").
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
@@ -31,17 +35,35 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     let (outbox, mut queued) = mpsc::channel::<String>(shared.config.worker_outbox_messages.max(1));
     let conn = Connection::new(outbox);
     tracing::debug!(worker_id = %conn.worker_id, "worker connected");
+    let stopping = Arc::clone(&shared);
     let writer = tokio::spawn(async move {
-        while let Some(text) = queued.recv().await {
-            if sink.send(Frame::Text(text.into())).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                text = queued.recv() => match text {
+                    Some(text) => {
+                        if sink.send(Frame::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                () = stopping.lifecycle.reached(Phase::Stopped) => {
+                    let going_away = CloseFrame { code: CLOSE_GOING_AWAY, reason: "rill serve is shutting down".into() };
+                    let _ = sink.send(Frame::Close(Some(going_away))).await;
+                    return;
+                }
             }
         }
         let _ = sink.close().await;
     });
     let registered = Message::WorkerRegistered(WorkerRegistered { worker_id: conn.worker_id.clone() });
     if conn.outbox.send(registered.to_json()).await.is_ok() {
-        while let Some(Ok(frame)) = stream.next().await {
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = shared.lifecycle.reached(Phase::Stopped) => break,
+            };
+            let Some(Ok(frame)) = frame else { break };
             match frame {
                 Frame::Text(text) => handle(&shared, &conn, text.as_str()).await,
                 // The Rust SDK also reads JSON from binary frames; accept them the same way.
@@ -60,8 +82,13 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     shared.registry.workers().disconnect(&conn);
     tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
     drop(conn);
-    // Calls still running hold outbox senders; their answers have nowhere to go now.
-    writer.abort();
+    if shared.lifecycle.phase() == Phase::Stopped {
+        // The writer task sends Close 1001 and ends.
+        let _ = writer.await;
+    } else {
+        // Calls still running hold outbox senders; their answers have nowhere to go now.
+        writer.abort();
+    }
 }
 
 async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
@@ -83,7 +110,11 @@ async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
         Message::InvokeFunction(call) => {
             let shared = Arc::clone(shared);
             let outbox = conn.outbox.clone();
-            tokio::spawn(async move { invoke(&shared, outbox, call).await });
+            let busy = shared.lifecycle.busy();
+            tokio::spawn(async move {
+                invoke(&shared, outbox, call).await;
+                drop(busy);
+            });
         }
         Message::InvocationResult(answer) => {
             let outcome: Outcome = match (answer.error, answer.result) {
@@ -109,11 +140,21 @@ async fn invoke(shared: &Shared, outbox: mpsc::Sender<String>, call: InvokeFunct
     let function_id = call.function_id.clone();
     let (traceparent, baggage) = (call.traceparent.clone(), call.baggage.clone());
     let outcome = match &call.action {
+        _ if shared.lifecycle.phase() != Phase::Running => Err(InvocationError::new(
+            codes::INVOCATION_ERROR,
+            "rill serve is shutting down and takes no new calls; call again once it is back",
+        )),
         Some(Action::Enqueue { queue }) => Err(InvocationError::new(
             codes::ENQUEUE_ERROR,
             format!("cannot enqueue on {queue:?}: rill serve has no queues; call the function directly"),
         )),
-        Some(Action::Void) | None => shared.registry.invoke(call).await,
+        Some(Action::Void) | None => tokio::select! {
+            outcome = shared.registry.invoke(call) => outcome,
+            () = shared.lifecycle.reached(Phase::Stopped) => Err(InvocationError::new(
+                codes::INVOCATION_STOPPED,
+                "rill serve shut down before the call finished",
+            )),
+        },
         Some(_) => Err(InvocationError::new(codes::INVOCATION_ERROR, "unknown action type")),
     };
     let Some(invocation_id) = reply_to else { return };

@@ -488,3 +488,58 @@ async fn a_token_guards_every_route() {
     assert_eq!(status(with(&path, None)).await, 401);
     assert_eq!(status(with(&path, Some("Bearer s3cret"))).await, 101);
 }
+
+/// Shutdown lets a running call finish within the grace period, refuses new calls, and
+/// then ends what is left: a stream cut off reaches its reader as 1011 (never a clean
+/// end), and workers get 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_then_ends_streams_as_errors() {
+    let grace = Duration::from_millis(1500);
+    let server = Server::new(host(), ServerConfig::default().with_shutdown_grace(grace)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut serving_worker = Worker::connect(address).await;
+    let mut caller = Worker::connect(address).await;
+    serving_worker.register("worker::slow").await;
+    let _ = serving_worker.call("engine::functions::list", json!({})).await;
+    let (writer_ref, reader_ref) = create_channel(&mut caller).await;
+    let mut writer = open(address, &writer_ref).await;
+    writer.send(Frame::Binary(b"partial".to_vec().into())).await.unwrap();
+    let reader = open(address, &reader_ref).await;
+
+    caller.invoke("running", "worker::slow", json!({})).await;
+    let forwarded = serving_worker.recv().await;
+    let began = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Draining: a new call is refused; the running one still gets its answer.
+    caller.invoke("late", "test::echo", json!(1)).await;
+    let refused = caller.recv().await;
+    assert_eq!(refused["invocation_id"], "late");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("shutting down"), "{refused}");
+    let answer = json!({"type": "invocationresult", "invocation_id": forwarded["invocation_id"], "function_id": "worker::slow", "result": "done"});
+    serving_worker.send(answer).await;
+    let finished = caller.recv().await;
+    assert_eq!((finished["invocation_id"].as_str(), &finished["result"]), (Some("running"), &json!("done")));
+
+    // The open stream is cut off after the grace period, as an abort.
+    let (bytes, _, close) = read_all(reader).await;
+    assert!(began.elapsed() >= grace, "cut off before the grace period ended");
+    assert_eq!(bytes, b"partial");
+    let close = close.unwrap();
+    assert_eq!(close.code, CloseCode::Error, "{close:?}");
+    assert!(close.reason.contains("shut down"), "{close:?}");
+    // Workers are told the server is going away.
+    let frame = tokio::time::timeout(PATIENCE, caller.socket.next()).await.unwrap();
+    match frame {
+        Some(Ok(Frame::Close(Some(close)))) => assert_eq!(close.code, CloseCode::Away),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    tokio::time::timeout(PATIENCE, serving).await.unwrap().unwrap().unwrap();
+}
