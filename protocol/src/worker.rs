@@ -38,6 +38,9 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// A registration was refused because another owner holds the id.
     pub const FUNCTION_NAMESPACE_CONFLICT: &str = "FUNCTION_NAMESPACE_CONFLICT";
+    /// A registration was refused because the connection registered as many functions
+    /// as it may (rill's; iii's SDKs treat an unknown code as fatal).
+    pub const FUNCTION_LIMIT_EXCEEDED: &str = "FUNCTION_LIMIT_EXCEEDED";
 }
 
 /// One message of the worker protocol.

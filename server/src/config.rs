@@ -23,6 +23,21 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 /// the messages themselves.
 pub const WORKER_OUTBOX_MESSAGES: usize = 256;
 
+/// Most WebSocket connections open at once (16,384: workers, channel ends and telemetry
+/// together). Each holds a socket, buffers and a task; past this, upgrades get 503.
+pub const MAX_CONNECTIONS: usize = 16 << 10;
+
+/// Most function ids one worker connection may register (1,024). Bounds the registry a
+/// single client can grow; past it a registration is refused with
+/// `registrationrejected` code `FUNCTION_LIMIT_EXCEEDED`.
+pub const MAX_FUNCTIONS_PER_WORKER: usize = 1 << 10;
+
+/// Most calls one worker connection may have running at once (1,024). Bounds the tasks
+/// and payloads a single client can make the server hold, and keeps one client from
+/// taking the host's capacity from the others; past it a call is answered at once with
+/// the error `limit-exceeded`.
+pub const MAX_CALLS_PER_WORKER: usize = 1 << 10;
+
 /// How long a shutting-down server lets running calls and channel streams finish (10 s)
 /// before it ends them as failures.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,6 +57,12 @@ pub struct ServerConfig {
     pub worker_outbox_messages: usize,
     /// How long shutdown waits for running calls and streams.
     pub shutdown_grace: Duration,
+    /// Most WebSocket connections open at once.
+    pub max_connections: usize,
+    /// Most function ids one worker connection may register.
+    pub max_functions_per_worker: usize,
+    /// Most calls one worker connection may have running at once.
+    pub max_calls_per_worker: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +73,9 @@ impl Default for ServerConfig {
             max_frame_bytes: MAX_FRAME_BYTES,
             worker_outbox_messages: WORKER_OUTBOX_MESSAGES,
             shutdown_grace: SHUTDOWN_GRACE,
+            max_connections: MAX_CONNECTIONS,
+            max_functions_per_worker: MAX_FUNCTIONS_PER_WORKER,
+            max_calls_per_worker: MAX_CALLS_PER_WORKER,
         }
     }
 }
@@ -64,11 +88,39 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("worker_outbox_messages", &self.worker_outbox_messages)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("max_connections", &self.max_connections)
+            .field("max_functions_per_worker", &self.max_functions_per_worker)
+            .field("max_calls_per_worker", &self.max_calls_per_worker)
             .finish()
     }
 }
 
 impl ServerConfig {
+    /// Accept at most `n` WebSocket connections at once.
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Let one worker connection register at most `n` function ids.
+    pub fn with_max_functions_per_worker(mut self, n: usize) -> Self {
+        self.max_functions_per_worker = n;
+        self
+    }
+
+    /// Let one worker connection have at most `n` calls running at once.
+    pub fn with_max_calls_per_worker(mut self, n: usize) -> Self {
+        self.max_calls_per_worker = n;
+        self
+    }
+
+    /// Accept WebSocket messages of at most `bytes` bytes (frames too).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self.max_frame_bytes = self.max_frame_bytes.min(bytes);
+        self
+    }
+
     /// Wait at most `grace` for running calls and streams at shutdown.
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;

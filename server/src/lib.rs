@@ -66,7 +66,8 @@ use axum::routing::get;
 use rill::Host;
 
 pub use config::{
-    DEFAULT_LISTEN, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
+    DEFAULT_LISTEN, MAX_CALLS_PER_WORKER, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_FUNCTIONS_PER_WORKER,
+    MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
 };
 
 use crate::lifecycle::{Lifecycle, Phase};
@@ -159,9 +160,23 @@ const CLOSING_TIME: Duration = Duration::from_secs(1);
 
 /// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
 /// to; they are read and dropped.
-async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
-    shared
-        .config
-        .limit(upgrade)
-        .on_upgrade(|mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} })
+async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> axum::response::Response {
+    let Some(slot) = shared.connection_slot() else { return too_many_connections() };
+    shared.config.limit(upgrade).on_upgrade(|mut socket| async move {
+        let _slot = slot;
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+}
+
+impl Shared {
+    /// A slot for one more WebSocket connection, if the limit allows.
+    fn connection_slot(&self) -> Option<lifecycle::ConnectionSlot> {
+        self.lifecycle.connection(self.config.max_connections)
+    }
+}
+
+/// The answer to an upgrade past [`ServerConfig::max_connections`].
+fn too_many_connections() -> axum::response::Response {
+    let message = "rill serve has as many connections open as it allows; retry later\n";
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response()
 }

@@ -22,6 +22,18 @@ pub(crate) enum Phase {
 pub(crate) struct Lifecycle {
     phase: watch::Sender<Phase>,
     busy: Arc<BusyCount>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// One of the WebSocket connections counted against
+/// [`ServerConfig::max_connections`](crate::ServerConfig::max_connections).
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -44,7 +56,11 @@ impl Drop for Busy {
 
 impl Lifecycle {
     pub(crate) fn new() -> Lifecycle {
-        Lifecycle { phase: watch::Sender::new(Phase::Running), busy: Arc::default() }
+        Lifecycle {
+            phase: watch::Sender::new(Phase::Running),
+            busy: Arc::default(),
+            connections: Arc::default(),
+        }
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -53,6 +69,14 @@ impl Lifecycle {
 
     pub(crate) fn set(&self, phase: Phase) {
         self.phase.send_replace(phase);
+    }
+
+    /// A slot for one more WebSocket connection, or `None` if `max` are open.
+    pub(crate) fn connection(&self, max: usize) -> Option<ConnectionSlot> {
+        let taken = self
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1));
+        taken.ok().map(|_| ConnectionSlot(Arc::clone(&self.connections)))
     }
 
     /// Count a call or stream as running until the guard drops.

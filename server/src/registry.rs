@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use std::sync::Arc;
 
@@ -39,12 +39,36 @@ pub(crate) struct Connection {
     /// The `worker_id` it was given in `workerregistered`.
     pub(crate) worker_id: String,
     pub(crate) outbox: Outbox,
+    /// Calls from this connection running now.
+    calls: Arc<AtomicUsize>,
+}
+
+/// One running call of a connection, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct RunningCall(Arc<AtomicUsize>);
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Connection {
     pub(crate) fn new(outbox: Outbox) -> Connection {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Connection { id: NEXT.fetch_add(1, Ordering::Relaxed), worker_id: Uuid::new_v4().to_string(), outbox }
+        Connection {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            worker_id: Uuid::new_v4().to_string(),
+            outbox,
+            calls: Arc::default(),
+        }
+    }
+
+    /// Count one more running call, unless `max` already run.
+    pub(crate) fn start_call(&self, max: usize) -> Option<RunningCall> {
+        let taken =
+            self.calls.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        taken.ok().map(|_| RunningCall(Arc::clone(&self.calls)))
     }
 }
 
@@ -64,6 +88,8 @@ pub(crate) struct Workers {
 #[derive(Default)]
 struct State {
     functions: HashMap<String, Registered>,
+    /// How many of `functions` each connection owns.
+    owned: HashMap<u64, usize>,
     pending: HashMap<String, Pending>,
 }
 
@@ -110,11 +136,12 @@ impl Registry {
         &self,
         conn: &Connection,
         function: RegisterFunction,
+        max_per_worker: usize,
     ) -> Result<(), RegistrationRejected> {
         if builtins::is_builtin(&function.id) || self.host.has_function(&function.id) {
             return Err(rejected(&function.id, "rill"));
         }
-        self.workers.register(conn, function)
+        self.workers.register(conn, function, max_per_worker)
     }
 
     /// The functions this server serves: the host's, then the workers', with the
@@ -172,13 +199,32 @@ impl Workers {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn register(&self, conn: &Connection, function: RegisterFunction) -> Result<(), RegistrationRejected> {
+    fn register(
+        &self,
+        conn: &Connection,
+        function: RegisterFunction,
+        max: usize,
+    ) -> Result<(), RegistrationRejected> {
         let mut state = self.lock();
         match state.functions.get(&function.id) {
             Some(existing) if existing.owner.id != conn.id => {
                 Err(rejected(&function.id, &existing.owner.worker_id))
             }
-            _ => {
+            Some(_) => {
+                // Registered again by its owner (a reconnecting SDK replays): an update.
+                let registered = Registered { owner: conn.clone(), description: function.description };
+                state.functions.insert(function.id, registered);
+                Ok(())
+            }
+            None => {
+                let owned = state.owned.entry(conn.id).or_default();
+                if *owned >= max {
+                    return Err(RegistrationRejected {
+                        code: codes::FUNCTION_LIMIT_EXCEEDED.to_owned(),
+                        ..rejected(&function.id, &conn.worker_id)
+                    });
+                }
+                *owned += 1;
                 let registered = Registered { owner: conn.clone(), description: function.description };
                 state.functions.insert(function.id, registered);
                 Ok(())
@@ -195,6 +241,9 @@ impl Workers {
         let mut state = self.lock();
         if state.functions.get(id).is_some_and(|r| r.owner.id == conn.id) {
             state.functions.remove(id);
+            if let Some(owned) = state.owned.get_mut(&conn.id) {
+                *owned = owned.saturating_sub(1);
+            }
         }
     }
 
@@ -203,6 +252,7 @@ impl Workers {
         let stopped: Vec<Pending> = {
             let mut state = self.lock();
             state.functions.retain(|_, r| r.owner.id != conn.id);
+            state.owned.remove(&conn.id);
             let ids: Vec<String> =
                 state.pending.iter().filter(|(_, p)| p.callee == conn.id).map(|(id, _)| id.clone()).collect();
             ids.iter().filter_map(|id| state.pending.remove(id)).collect()

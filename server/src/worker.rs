@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
-use axum::response::IntoResponse;
-use futures::{SinkExt, StreamExt};
+use axum::response::Response;
+use futures::{FutureExt, SinkExt, StreamExt};
+use rill_protocol::CallErrorKind;
 use rill_protocol::worker::{
     Action, InvocationError, InvocationResult, InvokeFunction, Message, WorkerRegistered, codes,
 };
@@ -23,11 +24,12 @@ use crate::registry::{Connection, Outcome};
 /// Close code a worker gets when the server shuts down (RFC 6455 "going away").
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-pub(crate) async fn upgrade(
-    State(shared): State<Arc<Shared>>,
-    upgrade: WebSocketUpgrade,
-) -> impl IntoResponse {
-    shared.config.limit(upgrade).on_upgrade(move |socket| serve(shared, socket))
+pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections() };
+    shared.config.limit(upgrade).on_upgrade(move |socket| async move {
+        let _slot = slot;
+        serve(shared, socket).await;
+    })
 }
 
 async fn serve(shared: Arc<Shared>, socket: WebSocket) {
@@ -36,9 +38,19 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     let conn = Connection::new(outbox);
     tracing::debug!(worker_id = %conn.worker_id, "worker connected");
     let stopping = Arc::clone(&shared);
+    // The read loop's last word, when it ends the connection itself.
+    let (last_word, closing) = tokio::sync::oneshot::channel::<CloseFrame>();
+    // Fused: once it has resolved (or its sender is gone) it stays pending.
+    let mut closing = closing.fuse();
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
+                biased;
+                Ok(frame) = &mut closing => {
+                    let _ = sink.send(Frame::Close(Some(frame))).await;
+                    return;
+                }
+                () = stopping.lifecycle.reached(Phase::Stopped) => break,
                 text = queued.recv() => match text {
                     Some(text) => {
                         if sink.send(Frame::Text(text.into())).await.is_err() {
@@ -47,14 +59,15 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     }
                     None => break,
                 },
-                () = stopping.lifecycle.reached(Phase::Stopped) => {
-                    let going_away = CloseFrame { code: CLOSE_GOING_AWAY, reason: "rill serve is shutting down".into() };
-                    let _ = sink.send(Frame::Close(Some(going_away))).await;
-                    return;
-                }
             }
         }
-        let _ = sink.close().await;
+        if stopping.lifecycle.phase() == Phase::Stopped {
+            let going_away =
+                CloseFrame { code: CLOSE_GOING_AWAY, reason: "rill serve is shutting down".into() };
+            let _ = sink.send(Frame::Close(Some(going_away))).await;
+        } else {
+            let _ = sink.close().await;
+        }
     });
     let registered = Message::WorkerRegistered(WorkerRegistered { worker_id: conn.worker_id.clone() });
     if conn.outbox.send(registered.to_json()).await.is_ok() {
@@ -63,7 +76,14 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                 frame = stream.next() => frame,
                 () = shared.lifecycle.reached(Phase::Stopped) => break,
             };
-            let Some(Ok(frame)) = frame else { break };
+            let frame = match frame {
+                Some(Ok(frame)) => frame,
+                Some(Err(err)) => {
+                    let _ = last_word.send(read_failure(&err, &shared.config));
+                    break;
+                }
+                None => break,
+            };
             match frame {
                 Frame::Text(text) => handle(&shared, &conn, text.as_str()).await,
                 // The Rust SDK also reads JSON from binary frames; accept them the same way.
@@ -82,13 +102,47 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     shared.registry.workers().disconnect(&conn);
     tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
     drop(conn);
-    if shared.lifecycle.phase() == Phase::Stopped {
-        // The writer task sends Close 1001 and ends.
-        let _ = writer.await;
+    if shared.lifecycle.phase() == Phase::Stopped || writer_has_last_word(&writer) {
+        // The writer task sends its Close and ends.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
     } else {
         // Calls still running hold outbox senders; their answers have nowhere to go now.
         writer.abort();
     }
+}
+
+/// How long a connection's writer gets to send its Close frame.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Close code for a message over the size limit (RFC 6455 "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a protocol violation (RFC 6455).
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+
+/// The Close a worker gets when reading from it failed: 1009 for a message or frame over
+/// the limit, 1002 for anything else it sent wrong.
+fn read_failure(err: &axum::Error, config: &crate::ServerConfig) -> CloseFrame {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = std::error::Error::source(err).and_then(|e| e.downcast_ref::<WsError>());
+    match inner {
+        Some(WsError::Capacity(_)) => CloseFrame {
+            code: CLOSE_TOO_BIG,
+            reason: format!(
+                "a message is over {} bytes, the most rill serve accepts; send large data through a channel",
+                config.max_message_bytes
+            )
+            .into(),
+        },
+        _ => CloseFrame {
+            code: CLOSE_PROTOCOL_ERROR,
+            reason: "the connection broke the WebSocket protocol".into(),
+        },
+    }
+}
+
+/// Whether the writer task is still there to send the read loop's Close.
+fn writer_has_last_word(writer: &tokio::task::JoinHandle<()>) -> bool {
+    !writer.is_finished()
 }
 
 async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
@@ -101,19 +155,32 @@ async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
     };
     match message {
         Message::RegisterFunction(function) => {
-            if let Err(rejected) = shared.registry.register(conn, function) {
+            if let Err(rejected) =
+                shared.registry.register(conn, function, shared.config.max_functions_per_worker)
+            {
                 tracing::warn!(worker_id = %conn.worker_id, function_id = ?rejected.function_id, "refused a registration: the id is served elsewhere");
                 let _ = conn.outbox.send(Message::RegistrationRejected(rejected).to_json()).await;
             }
         }
         Message::UnregisterFunction(function) => shared.registry.workers().unregister(conn, &function.id),
         Message::InvokeFunction(call) => {
+            let Some(running) = conn.start_call(shared.config.max_calls_per_worker) else {
+                let max = shared.config.max_calls_per_worker;
+                let refused = InvocationError::new(
+                    CallErrorKind::LimitExceeded.wit_name(),
+                    format!(
+                        "this connection already has {max} calls running, the most it may; wait for some to finish"
+                    ),
+                );
+                answer(&conn.outbox, call, Err(refused)).await;
+                return;
+            };
             let shared = Arc::clone(shared);
             let outbox = conn.outbox.clone();
             let busy = shared.lifecycle.busy();
             tokio::spawn(async move {
                 invoke(&shared, outbox, call).await;
-                drop(busy);
+                drop((busy, running));
             });
         }
         Message::InvocationResult(answer) => {
@@ -158,6 +225,27 @@ async fn invoke(shared: &Shared, outbox: mpsc::Sender<String>, call: InvokeFunct
         Some(_) => Err(InvocationError::new(codes::INVOCATION_ERROR, "unknown action type")),
     };
     let Some(invocation_id) = reply_to else { return };
+    send_answer(&outbox, invocation_id, function_id, outcome, traceparent, baggage).await;
+}
+
+/// Answer `call` with `outcome` at once, unless it was `void`.
+async fn answer(outbox: &mpsc::Sender<String>, call: InvokeFunction, outcome: Outcome) {
+    if matches!(call.action, Some(Action::Void)) {
+        return;
+    }
+    if let Some(invocation_id) = call.invocation_id {
+        send_answer(outbox, invocation_id, call.function_id, outcome, call.traceparent, call.baggage).await;
+    }
+}
+
+async fn send_answer(
+    outbox: &mpsc::Sender<String>,
+    invocation_id: String,
+    function_id: String,
+    outcome: Outcome,
+    traceparent: Option<String>,
+    baggage: Option<String>,
+) {
     let (result, error) = match outcome {
         Ok(result) => (Some(result), None),
         Err(error) => (None, Some(error)),

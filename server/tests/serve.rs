@@ -543,3 +543,118 @@ async fn shutdown_drains_then_ends_streams_as_errors() {
     }
     tokio::time::timeout(PATIENCE, serving).await.unwrap().unwrap().unwrap();
 }
+
+async fn serve_with(config: ServerConfig) -> SocketAddr {
+    let server = Server::new(host(), config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_obeyed_and_violated() {
+    let address = serve_with(ServerConfig::default().with_max_connections(2)).await;
+    let first = Worker::connect(address).await;
+    let mut second = Worker::connect(address).await;
+    assert_eq!(refused_status(&format!("ws://{address}/")).await, 503, "a third connection");
+    let (_, reader_ref) = create_channel(&mut second).await;
+    assert_eq!(refused_status(&end_url(address, &reader_ref)).await, 503, "channel ends count too");
+    drop(first);
+    // The slot comes back once the connection is gone.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match connect_async(format!("ws://{address}/")).await {
+            Ok(_) => break,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(err) => panic!("the freed slot was not reused: {err}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_functions_per_worker_obeyed_and_violated() {
+    let address = serve_with(ServerConfig::default().with_max_functions_per_worker(2)).await;
+    let mut worker = Worker::connect(address).await;
+    worker.register("w::one").await;
+    worker.register("w::two").await;
+    worker.register("w::one").await; // its owner registering it again is an update
+    worker.register("w::three").await;
+    let rejected = worker.recv().await;
+    assert_eq!(rejected["type"], "registrationrejected");
+    assert_eq!(
+        (rejected["code"].as_str(), rejected["function_id"].as_str()),
+        (Some("FUNCTION_LIMIT_EXCEEDED"), Some("w::three"))
+    );
+    let list = worker.call("engine::functions::list", json!({})).await;
+    let ids: Vec<&str> = list["result"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"w::one") && ids.contains(&"w::two") && !ids.contains(&"w::three"), "{ids:?}");
+    // Unregistering makes room.
+    worker.send(json!({"type": "unregisterfunction", "id": "w::one"})).await;
+    worker.register("w::three").await;
+    let list = worker.call("engine::functions::list", json!({})).await;
+    let ids: Vec<&str> = list["result"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"w::three") && !ids.contains(&"w::one"), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_per_worker_obeyed_and_violated() {
+    let address = serve_with(ServerConfig::default().with_max_calls_per_worker(2)).await;
+    let mut serving = Worker::connect(address).await;
+    let mut caller = Worker::connect(address).await;
+    serving.register("w::slow").await;
+    let _ = serving.call("engine::functions::list", json!({})).await;
+    caller.invoke("a", "w::slow", json!(1)).await;
+    caller.invoke("b", "w::slow", json!(2)).await;
+    let (first, second) = (serving.recv().await, serving.recv().await);
+    // A third call while two run is answered at once.
+    caller.invoke("c", "w::slow", json!(3)).await;
+    let refused = caller.recv().await;
+    assert_eq!(
+        (refused["invocation_id"].as_str(), refused["error"]["code"].as_str()),
+        (Some("c"), Some("limit-exceeded"))
+    );
+    // Another connection is not held back by this one's calls.
+    let mut other = Worker::connect(address).await;
+    assert_eq!(other.call("test::echo", json!(7)).await["result"], 7);
+    // Once one finishes, the connection may call again.
+    let done = json!({"type": "invocationresult", "invocation_id": first["invocation_id"], "function_id": "w::slow", "result": "a"});
+    serving.send(done).await;
+    assert_eq!(caller.recv().await["invocation_id"], "a");
+    assert_eq!(caller.call("test::echo", json!(4)).await["result"], 4);
+    let done = json!({"type": "invocationresult", "invocation_id": second["invocation_id"], "function_id": "w::slow", "result": "b"});
+    serving.send(done).await;
+    assert_eq!(caller.recv().await["invocation_id"], "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_message_bytes_obeyed_and_violated() {
+    let address = serve_with(ServerConfig::default().with_max_message_bytes(64 << 10)).await;
+    let mut worker = Worker::connect(address).await;
+    let fits = "x".repeat(60 << 10);
+    assert_eq!(worker.call("test::echo", json!(fits)).await["result"], json!(fits));
+    let too_big = "x".repeat(70 << 10);
+    worker.invoke("big", "test::echo", json!(too_big)).await;
+    // The server closes the connection with 1009 ("message too big").
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, worker.socket.next()).await.unwrap() {
+            Some(Ok(Frame::Close(frame))) => break frame,
+            Some(Ok(Frame::Text(text))) => panic!("answered a message over the limit: {text}"),
+            Some(Ok(_)) => {}
+            other => panic!("expected a Close, got {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::Size));
+}
