@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::Shared;
 use crate::lifecycle::Phase;
+use crate::metrics::ConnectionKind;
 
 /// A Close frame's reason is at most 123 bytes (RFC 6455 §5.5: 125 for the payload,
 /// 2 of them the code).
@@ -48,20 +49,21 @@ pub(crate) async fn upgrade(
         _ => return refused(&ChannelError::NotFound),
     };
     let channel_ref = ChannelRef { channel_id, access_key: query.key, direction };
-    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections() };
+    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections(&shared) };
+    let gauge = shared.metrics.connection(ConnectionKind::Channel);
     let broker = shared.host.broker();
     let upgrade = shared.config.limit(upgrade);
     match direction {
         Direction::Write => match broker.open_writer(&channel_ref) {
             Ok(writer) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (slot, shared.lifecycle.busy());
+                let _held = (slot, gauge, shared.lifecycle.busy());
                 write_from(socket, writer, &shared).await;
             }),
             Err(err) => refused(&err),
         },
         Direction::Read => match broker.open_reader(&channel_ref) {
             Ok(reader) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (slot, shared.lifecycle.busy());
+                let _held = (slot, gauge, shared.lifecycle.busy());
                 read_into(socket, reader, &shared).await;
             }),
             Err(err) => refused(&err),
@@ -92,8 +94,14 @@ async fn write_from(mut socket: WebSocket, mut writer: Writer, shared: &Shared) 
         };
         let write = async {
             match frame {
-                Some(Ok(Frame::Binary(bytes))) => Some(writer.write(bytes).await),
-                Some(Ok(Frame::Text(text))) => Some(writer.send_text(text.as_str()).await),
+                Some(Ok(Frame::Binary(bytes))) => {
+                    shared.metrics.channel_bytes(true, bytes.len());
+                    Some(writer.write(bytes).await)
+                }
+                Some(Ok(Frame::Text(text))) => {
+                    shared.metrics.channel_bytes(true, text.len());
+                    Some(writer.send_text(text.as_str()).await)
+                }
                 Some(Ok(Frame::Close(frame))) => {
                     match frame {
                         None => close_writer(&mut writer),
@@ -163,8 +171,14 @@ async fn read_into(socket: WebSocket, mut reader: Reader, shared: &Shared) {
             }
             item = reader.read(MAX_CHUNK_BYTES) => {
                 let frame = match item {
-                    Ok(Some(Item::Bytes(bytes))) => Frame::Binary(bytes),
-                    Ok(Some(Item::Text(text))) => Frame::Text(text.into()),
+                    Ok(Some(Item::Bytes(bytes))) => {
+                        shared.metrics.channel_bytes(false, bytes.len());
+                        Frame::Binary(bytes)
+                    }
+                    Ok(Some(Item::Text(text))) => {
+                        shared.metrics.channel_bytes(false, text.len());
+                        Frame::Text(text.into())
+                    }
                     Ok(None) => Frame::Close(Some(close_frame(CLOSE_NORMAL, ""))),
                     Err(ChannelError::Aborted(reason)) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &reason))),
                     Err(err) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string()))),

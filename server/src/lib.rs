@@ -51,6 +51,7 @@ mod builtins;
 mod channels;
 mod config;
 mod lifecycle;
+mod metrics;
 mod registry;
 mod worker;
 
@@ -69,8 +70,10 @@ pub use config::{
     DEFAULT_LISTEN, MAX_CALLS_PER_WORKER, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_FUNCTIONS_PER_WORKER,
     MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
 };
+pub use metrics::MAX_FUNCTION_LABELS;
 
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::{ConnectionKind, Metrics};
 use crate::registry::Registry;
 
 /// An iii-compatible engine serving a [`Host`]'s functions and channels. Cheap to clone.
@@ -85,6 +88,7 @@ struct Shared {
     registry: Registry,
     config: ServerConfig,
     lifecycle: Lifecycle,
+    metrics: Arc<Metrics>,
 }
 
 /// Why a [`Server`] could not be made.
@@ -107,8 +111,10 @@ impl Server {
     ///
     /// [`ServerError::HostInUse`] when `host` already serves another server.
     pub fn new(host: Host, config: ServerConfig) -> Result<Server, ServerError> {
-        let registry = Registry::new(host.clone()).ok_or(ServerError::HostInUse)?;
-        Ok(Server { shared: Arc::new(Shared { host, registry, config, lifecycle: Lifecycle::new() }) })
+        let metrics = Arc::new(Metrics::new());
+        let registry = Registry::new(host.clone(), Arc::clone(&metrics)).ok_or(ServerError::HostInUse)?;
+        let lifecycle = Lifecycle::new();
+        Ok(Server { shared: Arc::new(Shared { host, registry, config, lifecycle, metrics }) })
     }
 
     /// The routes (see the crate docs), for serving with axum or nesting in an
@@ -119,6 +125,7 @@ impl Server {
             .route("/ws/channels/{channel_id}", get(channels::upgrade))
             .route("/otel", get(otel))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics_text))
             .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&self.shared), auth::require_token))
             .with_state(Arc::clone(&self.shared))
     }
@@ -161,11 +168,19 @@ const CLOSING_TIME: Duration = Duration::from_secs(1);
 /// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
 /// to; they are read and dropped.
 async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> axum::response::Response {
-    let Some(slot) = shared.connection_slot() else { return too_many_connections() };
+    let Some(slot) = shared.connection_slot() else { return too_many_connections(&shared) };
+    let gauge = shared.metrics.connection(ConnectionKind::Telemetry);
     shared.config.limit(upgrade).on_upgrade(|mut socket| async move {
-        let _slot = slot;
+        let _held = (slot, gauge);
         while let Some(Ok(_)) = socket.recv().await {}
     })
+}
+
+/// `GET /metrics`: see the `metrics` module.
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    let text = shared.metrics.render(&shared.host.broker().stats());
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 impl Shared {
@@ -176,7 +191,8 @@ impl Shared {
 }
 
 /// The answer to an upgrade past [`ServerConfig::max_connections`].
-fn too_many_connections() -> axum::response::Response {
+fn too_many_connections(shared: &Shared) -> axum::response::Response {
+    shared.metrics.limit_hit("connections");
     let message = "rill serve has as many connections open as it allows; retry later\n";
     (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response()
 }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::builtins;
+use crate::metrics::Metrics;
 
 /// The JSON text of worker-protocol messages on their way to one worker connection.
 pub(crate) type Outbox = mpsc::Sender<String>;
@@ -77,6 +78,7 @@ impl Connection {
 pub(crate) struct Registry {
     host: Host,
     workers: Workers,
+    metrics: Arc<Metrics>,
 }
 
 /// The functions connected workers serve, and the calls waiting for their answers.
@@ -117,10 +119,31 @@ impl std::fmt::Debug for Workers {
 impl Registry {
     /// A registry for `host`, which from now on sends its guests' calls of ids it does
     /// not serve to the workers; `None` if the host already sends them elsewhere.
-    pub(crate) fn new(host: Host) -> Option<Registry> {
+    pub(crate) fn new(host: Host, metrics: Arc<Metrics>) -> Option<Registry> {
         let workers = Workers::default();
         host.set_remote(Arc::new(workers.clone())).ok()?;
-        Some(Registry { host, workers })
+        Some(Registry { host, workers, metrics })
+    }
+
+    /// Whether anyone here serves `function_id` right now.
+    fn serves(&self, function_id: &str) -> bool {
+        builtins::is_builtin(function_id)
+            || self.host.has_function(function_id)
+            || self.workers.owner(function_id).is_some()
+    }
+
+    /// [`Registry::invoke`], counted in the metrics.
+    pub(crate) async fn invoke_counted(&self, call: InvokeFunction) -> Outcome {
+        let function_id = call.function_id.clone();
+        let served = self.serves(&function_id);
+        let began = std::time::Instant::now();
+        let outcome = self.invoke(call).await;
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(error) => crate::metrics::outcome_label(&error.code),
+        };
+        self.metrics.call(&function_id, served, label, began.elapsed());
+        outcome
     }
 
     pub(crate) fn host(&self) -> &Host {
@@ -179,7 +202,12 @@ impl Registry {
                     format!("the function's result is not JSON: {err}"),
                 )
             }),
-            Err(err) => Err(call_error(&err)),
+            Err(err) => {
+                if matches!(err, CallError::Trapped { .. }) {
+                    self.metrics.trap();
+                }
+                Err(call_error(&err))
+            }
         }
     }
 }

@@ -19,15 +19,17 @@ use tokio::sync::mpsc;
 
 use crate::Shared;
 use crate::lifecycle::Phase;
+use crate::metrics::ConnectionKind;
 use crate::registry::{Connection, Outcome};
 
 /// Close code a worker gets when the server shuts down (RFC 6455 "going away").
 const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
-    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections() };
+    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections(&shared) };
+    let gauge = shared.metrics.connection(ConnectionKind::Worker);
     shared.config.limit(upgrade).on_upgrade(move |socket| async move {
-        let _slot = slot;
+        let _held = (slot, gauge);
         serve(shared, socket).await;
     })
 }
@@ -79,7 +81,11 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
             let frame = match frame {
                 Some(Ok(frame)) => frame,
                 Some(Err(err)) => {
-                    let _ = last_word.send(read_failure(&err, &shared.config));
+                    let close = read_failure(&err, &shared.config);
+                    if close.code == CLOSE_TOO_BIG {
+                        shared.metrics.limit_hit("message_bytes");
+                    }
+                    let _ = last_word.send(close);
                     break;
                 }
                 None => break,
@@ -165,6 +171,7 @@ async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
         Message::UnregisterFunction(function) => shared.registry.workers().unregister(conn, &function.id),
         Message::InvokeFunction(call) => {
             let Some(running) = conn.start_call(shared.config.max_calls_per_worker) else {
+                shared.metrics.limit_hit("calls_per_worker");
                 let max = shared.config.max_calls_per_worker;
                 let refused = InvocationError::new(
                     CallErrorKind::LimitExceeded.wit_name(),
@@ -216,7 +223,7 @@ async fn invoke(shared: &Shared, outbox: mpsc::Sender<String>, call: InvokeFunct
             format!("cannot enqueue on {queue:?}: rill serve has no queues; call the function directly"),
         )),
         Some(Action::Void) | None => tokio::select! {
-            outcome = shared.registry.invoke(call) => outcome,
+            outcome = shared.registry.invoke_counted(call) => outcome,
             () = shared.lifecycle.reached(Phase::Stopped) => Err(InvocationError::new(
                 codes::INVOCATION_STOPPED,
                 "rill serve shut down before the call finished",

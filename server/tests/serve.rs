@@ -658,3 +658,66 @@ async fn max_message_bytes_obeyed_and_violated() {
     };
     assert_eq!(close.map(|c| c.code), Some(CloseCode::Size));
 }
+
+/// The scrape counts calls by function and outcome, and a client cannot grow it or
+/// break it with the ids it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_calls_and_bound_client_chosen_labels() {
+    let address = serve().await;
+    let mut worker = Worker::connect(address).await;
+    worker.call("test::echo", json!(1)).await;
+    worker.call("test::trap", json!({})).await;
+    for i in 0..100 {
+        worker.call(&format!("made::up::{i}"), json!(1)).await;
+        worker.call(&format!("made::up::{i}\"\n}} evil"), json!(1)).await;
+    }
+    // Served ids get labels of their own, up to the bound; the rest share "other".
+    let mut serving = Worker::connect(address).await;
+    let served = rill_server::MAX_FUNCTION_LABELS + 10;
+    for i in 0..served {
+        serving.register(&format!("w::f{i}")).await;
+    }
+    let _ = serving.call("engine::functions::list", json!({})).await;
+    for i in 0..served {
+        worker.invoke(&format!("w-{i}"), &format!("w::f{i}"), json!(i)).await;
+        let forwarded = serving.recv().await;
+        let answer = json!({"type": "invocationresult", "invocation_id": forwarded["invocation_id"], "function_id": forwarded["function_id"], "result": "ok"});
+        serving.send(answer).await;
+        assert_eq!(worker.recv().await["result"], "ok");
+    }
+
+    let scrape = scrape(address).await;
+    assert!(scrape.contains(r#"rill_calls_total{function="test::echo",outcome="ok"} 1"#), "{scrape}");
+    assert!(
+        scrape.contains(r#"rill_calls_total{function="test::trap",outcome="invocation_failed"} 1"#),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(r#"rill_calls_total{function="other",outcome="function_not_found"} 100"#),
+        "{scrape}"
+    );
+    assert!(scrape.contains(r#"rill_calls_total{function="other",outcome="invalid-input"} 100"#), "{scrape}");
+    assert!(scrape.contains("rill_traps_total 1"), "{scrape}");
+    assert!(scrape.contains(r#"rill_connections{kind="worker"} 2"#), "{scrape}");
+    assert!(
+        !scrape.contains("made::up") && !scrape.contains("evil"),
+        "ids nobody serves get no label of their own"
+    );
+    let own_labels =
+        (0..served).filter(|i| scrape.contains(&format!(r#"function="w::f{i}",outcome="ok""#))).count();
+    // test::echo, test::trap and engine::functions::list took three of the labels.
+    assert_eq!(own_labels, rill_server::MAX_FUNCTION_LABELS - 3);
+    assert!(scrape.contains(r#"rill_calls_total{function="other",outcome="ok"} 13"#), "{scrape}");
+    assert!(scrape.ends_with("# EOF\n"));
+}
+
+async fn scrape(address: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
