@@ -11,6 +11,8 @@
 //! | `GET /ws/channels/{id}?key=…&dir=read\|write` | one channel end as a WebSocket: binary frames are bytes, text frames are messages |
 //! | `GET /otel` | accepts iii SDK telemetry and discards it, so default-configured clients stay quiet |
 //! | `GET /healthz` | `ok` while the server runs |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
+//! | `POST /functions/{id}`, `POST /channels`, `PUT`/`GET /channels/{id}?key=…` | plain HTTP for curl: trigger a function, create a channel, upload into a writer, download a reader |
 //!
 //! ## Routing
 //!
@@ -50,6 +52,7 @@ mod auth;
 mod builtins;
 mod channels;
 mod config;
+mod http;
 mod lifecycle;
 mod metrics;
 mod registry;
@@ -126,6 +129,9 @@ impl Server {
             .route("/otel", get(otel))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics_text))
+            .route("/functions/{function_id}", axum::routing::post(http::trigger))
+            .route("/channels", axum::routing::post(http::create_channel))
+            .route("/channels/{channel_id}", axum::routing::put(http::upload).get(http::download))
             .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&self.shared), auth::require_token))
             .with_state(Arc::clone(&self.shared))
     }

@@ -721,3 +721,117 @@ async fn scrape(address: SocketAddr) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
+
+/// `curl` against the server: its exit code and stdout.
+async fn curl(args: &[&str]) -> (i32, String) {
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "60"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs (install curl to run these tests)");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_triggers_functions_with_status_codes_by_error_kind() {
+    let address = serve().await;
+    let url = |path: &str| format!("http://{address}{path}");
+    let post = |path: String, body: String| async move {
+        curl(&["--write-out", "\n%{http_code}", "-X", "POST", "--data-binary", &body, &path]).await.1
+    };
+    let split = |out: String| {
+        let (body, status) = out.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    let (status, body) = split(post(url("/functions/test::echo"), r#"{"a":[1,2]}"#.into()).await);
+    assert_eq!((status.as_str(), body.as_str()), ("200", r#"{"a":[1,2]}"#));
+    let (status, body) = split(post(url("/functions/no::such"), "{}".into()).await);
+    assert_eq!(status, "404", "{body}");
+    let (status, body) = split(post(url("/functions/test::echo"), "{not json".into()).await);
+    assert_eq!(status, "400", "{body}");
+    let (status, body) = split(post(url("/functions/test::fail"), r#"{"message":"nope"}"#.into()).await);
+    assert_eq!(status, "500", "{body}");
+    assert!(body.contains("nope"), "{body}");
+    // Over the host's payload limit (1 MiB by default).
+    let dir = tempfile::tempdir().unwrap();
+    let too_big = dir.path().join("big.json");
+    std::fs::write(&too_big, serde_json::to_string(&"x".repeat(1_200_000)).unwrap()).unwrap();
+    let (status, body) = split(post(url("/functions/test::echo"), format!("@{}", too_big.display())).await);
+    assert_eq!(status, "413", "{body}");
+    let (status, body) =
+        split(post(url("/functions/test::call"), r#"{"function":"test::echo","payload":5}"#.into()).await);
+    assert_eq!((status.as_str(), body.as_str()), ("200", r#"{"ok":5}"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_streams_files_through_channels_and_never_ends_an_abort_cleanly() {
+    let address = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.bin");
+    let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+
+    // Upload a file into a channel that wasm `files::process` reads.
+    let (_, created) = curl(&["-X", "POST", &format!("http://{address}/channels")]).await;
+    let refs: Value = serde_json::from_str(&created).unwrap();
+    let end = |r: &Value| {
+        format!(
+            "http://{address}/channels/{}?key={}",
+            r["channel_id"].as_str().unwrap(),
+            r["access_key"].as_str().unwrap()
+        )
+    };
+    let payload = json!({"reader": refs["reader"]}).to_string();
+    let process = format!("http://{address}/functions/files::process");
+    let call = tokio::spawn(async move { curl(&["-X", "POST", "--data-binary", &payload, &process]).await });
+    let (code, uploaded) = curl(&["--upload-file", input.to_str().unwrap(), &end(&refs["writer"])]).await;
+    assert_eq!((code, uploaded.as_str()), (0, r#"{"bytes":6291456}"#));
+    let (code, result) = call.await.unwrap();
+    assert_eq!(code, 0);
+    let result: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["sha256"], format!("{:x}", Sha256::digest(&data)).as_str());
+
+    // Download a stream a wasm writer closes: every byte, exit 0.
+    let (_, created) = curl(&["-X", "POST", &format!("http://{address}/channels")]).await;
+    let refs: Value = serde_json::from_str(&created).unwrap();
+    let mut worker = Worker::connect(address).await;
+    let answer =
+        worker.call("test::write_then_close", json!({"writer": refs["writer"], "bytes": 100_000})).await;
+    assert_eq!(answer["result"]["close"], "ok", "{answer}");
+    let output = dir.path().join("closed.bin");
+    let (code, _) = curl(&["--output", output.to_str().unwrap(), &end(&refs["reader"])]).await;
+    assert_eq!((code, std::fs::metadata(&output).unwrap().len()), (0, 100_000));
+
+    // Download a stream its wasm writer aborts: curl fails, it never gets a clean end.
+    let (_, created) = curl(&["-X", "POST", &format!("http://{address}/channels")]).await;
+    let refs: Value = serde_json::from_str(&created).unwrap();
+    let answer = worker
+        .call(
+            "test::write_then_abort",
+            json!({"writer": refs["writer"], "bytes": 100_000, "reason": "bad input"}),
+        )
+        .await;
+    assert_eq!(answer["result"]["abort"], "ok", "{answer}");
+    let output = dir.path().join("aborted.bin");
+    let (code, _) = curl(&["--output", output.to_str().unwrap(), &end(&refs["reader"])]).await;
+    assert_ne!(code, 0, "an aborted stream must fail the download");
+
+    // An upload whose client goes away mid-body aborts the channel.
+    let (_, created) = curl(&["-X", "POST", &format!("http://{address}/channels")]).await;
+    let refs: Value = serde_json::from_str(&created).unwrap();
+    let reader = open(address, &refs["reader"]).await;
+    {
+        use tokio::io::AsyncWriteExt;
+        let path = end(&refs["writer"]).replace(&format!("http://{address}"), "");
+        let mut socket = TcpStream::connect(address).await.unwrap();
+        let head = format!("PUT {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n");
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(&[b'x'; 10]).await.unwrap();
+        socket.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (bytes, _, close) = read_all(reader).await;
+    assert_eq!(bytes, vec![b'x'; 10]);
+    assert_eq!(close.unwrap().code, CloseCode::Error);
+}
