@@ -59,7 +59,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server_config = server_config.with_token(token);
     }
     let server = Server::new(host, server_config)?;
-    server.serve(listener, shutdown_signal()).await.context("the server failed")?;
+    server.serve(listener, shutdown_signal()).await;
     eprintln!("rill serve: stopped");
     Ok(())
 }

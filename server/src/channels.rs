@@ -49,21 +49,20 @@ pub(crate) async fn upgrade(
         _ => return refused(&ChannelError::NotFound),
     };
     let channel_ref = ChannelRef { channel_id, access_key: query.key, direction };
-    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections(&shared) };
     let gauge = shared.metrics.connection(ConnectionKind::Channel);
     let broker = shared.host.broker();
     let upgrade = shared.config.limit(upgrade);
     match direction {
         Direction::Write => match broker.open_writer(&channel_ref) {
             Ok(writer) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (slot, gauge, shared.lifecycle.busy());
+                let _held = (gauge, shared.lifecycle.busy());
                 write_from(socket, writer, &shared).await;
             }),
             Err(err) => refused(&err),
         },
         Direction::Read => match broker.open_reader(&channel_ref) {
             Ok(reader) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (slot, gauge, shared.lifecycle.busy());
+                let _held = (gauge, shared.lifecycle.busy());
                 read_into(socket, reader, &shared).await;
             }),
             Err(err) => refused(&err),

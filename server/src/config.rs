@@ -27,6 +27,16 @@ pub const WORKER_OUTBOX_MESSAGES: usize = 256;
 /// together). Each holds a socket, buffers and a task; past this, upgrades get 503.
 pub const MAX_CONNECTIONS: usize = 16 << 10;
 
+/// Longest a client may take to send a request's headers, from the moment its TCP
+/// connection is accepted (10 s). A client that trickles its request (slowloris) is
+/// disconnected instead of holding a connection and a task forever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a worker connection may stay silent (60 s). The server pings every third of
+/// it; a healthy client's pong counts as a frame, so only a dead or stuck peer is dropped
+/// (iii's SDKs also ping every 20 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Most function ids one worker connection may register (1,024). Bounds the registry a
 /// single client can grow; past it a registration is refused with
 /// `registrationrejected` code `FUNCTION_LIMIT_EXCEEDED`.
@@ -57,8 +67,13 @@ pub struct ServerConfig {
     pub worker_outbox_messages: usize,
     /// How long shutdown waits for running calls and streams.
     pub shutdown_grace: Duration,
-    /// Most WebSocket connections open at once.
+    /// Most connections open at once: plain HTTP and WebSocket, counted from the TCP
+    /// accept to the socket's close (past it, a new connection is closed at once).
     pub max_connections: usize,
+    /// Longest a client may take to send its request headers.
+    pub handshake_timeout: Duration,
+    /// How long a worker connection may stay silent before it is dropped.
+    pub idle_timeout: Duration,
     /// Most function ids one worker connection may register.
     pub max_functions_per_worker: usize,
     /// Most calls one worker connection may have running at once.
@@ -74,6 +89,8 @@ impl Default for ServerConfig {
             worker_outbox_messages: WORKER_OUTBOX_MESSAGES,
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
             max_functions_per_worker: MAX_FUNCTIONS_PER_WORKER,
             max_calls_per_worker: MAX_CALLS_PER_WORKER,
         }
@@ -89,6 +106,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("worker_outbox_messages", &self.worker_outbox_messages)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("max_functions_per_worker", &self.max_functions_per_worker)
             .field("max_calls_per_worker", &self.max_calls_per_worker)
             .finish()
@@ -99,6 +118,18 @@ impl ServerConfig {
     /// Accept at most `n` WebSocket connections at once.
     pub fn with_max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Give clients at most `timeout` to send their request headers.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Drop a worker connection silent for `timeout` (pinging it every third of it).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

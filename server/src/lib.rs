@@ -70,8 +70,8 @@ use axum::routing::get;
 use rill::Host;
 
 pub use config::{
-    DEFAULT_LISTEN, MAX_CALLS_PER_WORKER, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_FUNCTIONS_PER_WORKER,
-    MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
+    DEFAULT_LISTEN, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CALLS_PER_WORKER, MAX_CONNECTIONS, MAX_FRAME_BYTES,
+    MAX_FUNCTIONS_PER_WORKER, MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
 };
 pub use metrics::MAX_FUNCTION_LABELS;
 
@@ -140,31 +140,101 @@ impl Server {
     /// accepting connections and calls, let running calls and channel streams finish
     /// within [`ServerConfig::shutdown_grace`], then end the rest. A stream cut off then
     /// reaches its reader as an abort (Close 1011), a call as an error, and worker
-    /// connections get Close 1001 ("going away").
-    ///
-    /// # Errors
-    ///
-    /// The listener's I/O error.
+    /// connections get Close 1001 ("going away"). A failed accept (no file descriptor to
+    /// spare, a connection reset before it was taken) is logged and serving goes on.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let shared = Arc::clone(&self.shared);
-        let draining = async move {
-            shutdown.await;
-            shared.lifecycle.set(Phase::Draining);
-        };
-        axum::serve(listener, self.router()).with_graceful_shutdown(draining).await?;
+    ) {
+        let mut connections = self.accept(listener, shutdown).await;
         let lifecycle = &self.shared.lifecycle;
-        if tokio::time::timeout(self.shared.config.shutdown_grace, lifecycle.idle()).await.is_err() {
-            tracing::warn!("calls and streams still running after the grace period are ended now");
+        // Plain HTTP requests in flight, calls and streams all get the same grace period.
+        let http_drained = async { while connections.join_next().await.is_some() {} };
+        let drained = async { tokio::join!(http_drained, lifecycle.idle()) };
+        if tokio::time::timeout(self.shared.config.shutdown_grace, drained).await.is_err() {
+            tracing::warn!("requests, calls and streams still running after the grace period are ended now");
         }
+        connections.abort_all();
         lifecycle.set(Phase::Stopped);
         // Let streams and worker connections send their Close frames.
         let _ = tokio::time::timeout(CLOSING_TIME, lifecycle.idle()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        Ok(())
+    }
+}
+
+impl Server {
+    /// Accept connections until `shutdown`, each served by hyper's HTTP/1 with the
+    /// handshake timeout and counted against the connection limit from the accept on
+    /// (axum's own `serve` sets no timer, so hyper would apply no header timeout). Then
+    /// enter [`Phase::Draining`], ask every connection to finish its request and close,
+    /// and return their tasks.
+    async fn accept(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinSet<()> {
+        let router = self.router();
+        // Tells each connection to finish the request it serves and close.
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // A connection that failed between the kernel's accept and ours, or
+                    // no file descriptor to spare: keep serving the others.
+                    Err(err) => {
+                        tracing::warn!("accepting a connection failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                Some(_) = connections.join_next() => continue,
+                () = &mut shutdown => break,
+            };
+            let Some(slot) = self.shared.lifecycle.connection(self.shared.config.max_connections) else {
+                // Closed at once: the cheapest answer, and the one that holds nothing.
+                self.shared.metrics.limit_hit("connections");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            // The slot lives with the socket, through an upgrade to a WebSocket too.
+            let io = hyper_util::rt::TokioIo::new(lifecycle::Counted::new(stream, slot));
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(self.shared.config.handshake_timeout);
+            let mut closed = closed.clone();
+            connections.spawn(async move {
+                let connection = http.serve_connection(io, service).with_upgrades();
+                tokio::pin!(connection);
+                let mut asked = false;
+                loop {
+                    tokio::select! {
+                        result = connection.as_mut() => {
+                            if let Err(err) = result {
+                                tracing::debug!("a connection ended with an error: {err}");
+                            }
+                            return;
+                        }
+                        changed = closed.wait_for(|closing| *closing), if !asked => {
+                            asked = true;
+                            if changed.is_ok() {
+                                connection.as_mut().graceful_shutdown();
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // No new calls from here on; plain HTTP requests in flight finish (upgraded
+        // connections run in their own tasks and end with the lifecycle).
+        self.shared.lifecycle.set(Phase::Draining);
+        let _ = closing.send(true);
+        connections
     }
 }
 
@@ -174,10 +244,9 @@ const CLOSING_TIME: Duration = Duration::from_secs(1);
 /// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
 /// to; they are read and dropped.
 async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> axum::response::Response {
-    let Some(slot) = shared.connection_slot() else { return too_many_connections(&shared) };
     let gauge = shared.metrics.connection(ConnectionKind::Telemetry);
     shared.config.limit(upgrade).on_upgrade(|mut socket| async move {
-        let _held = (slot, gauge);
+        let _gauge = gauge;
         while let Some(Ok(_)) = socket.recv().await {}
     })
 }
@@ -187,18 +256,4 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> axum::response::Resp
     let text = shared.metrics.render(&shared.host.broker().stats());
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response()
-}
-
-impl Shared {
-    /// A slot for one more WebSocket connection, if the limit allows.
-    fn connection_slot(&self) -> Option<lifecycle::ConnectionSlot> {
-        self.lifecycle.connection(self.config.max_connections)
-    }
-}
-
-/// The answer to an upgrade past [`ServerConfig::max_connections`].
-fn too_many_connections(shared: &Shared) -> axum::response::Response {
-    shared.metrics.limit_hit("connections");
-    let message = "rill serve has as many connections open as it allows; retry later\n";
-    (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response()
 }

@@ -25,7 +25,7 @@ pub(crate) struct Lifecycle {
     connections: Arc<AtomicUsize>,
 }
 
-/// One of the WebSocket connections counted against
+/// One of the connections counted against
 /// [`ServerConfig::max_connections`](crate::ServerConfig::max_connections).
 #[derive(Debug)]
 pub(crate) struct ConnectionSlot(Arc<AtomicUsize>);
@@ -71,7 +71,7 @@ impl Lifecycle {
         self.phase.send_replace(phase);
     }
 
-    /// A slot for one more WebSocket connection, or `None` if `max` are open.
+    /// A slot for one more connection, or `None` if `max` are open.
     pub(crate) fn connection(&self, max: usize) -> Option<ConnectionSlot> {
         let taken = self
             .connections
@@ -101,5 +101,65 @@ impl Lifecycle {
         let mut watching = self.phase.subscribe();
         // The sender lives as long as `self`, which outlives this future.
         let _ = watching.wait_for(|now| *now >= phase).await;
+    }
+}
+
+/// A TCP stream that holds its connection slot for as long as the socket lives, through
+/// an upgrade to a WebSocket too (hyper hands the stream itself to the upgraded task).
+#[derive(Debug)]
+pub(crate) struct Counted {
+    stream: tokio::net::TcpStream,
+    _slot: ConnectionSlot,
+}
+
+impl Counted {
+    pub(crate) fn new(stream: tokio::net::TcpStream, slot: ConnectionSlot) -> Counted {
+        Counted { stream, _slot: slot }
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

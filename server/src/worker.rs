@@ -26,10 +26,9 @@ use crate::registry::{Connection, Outcome};
 const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
-    let Some(slot) = shared.connection_slot() else { return crate::too_many_connections(&shared) };
     let gauge = shared.metrics.connection(ConnectionKind::Worker);
     shared.config.limit(upgrade).on_upgrade(move |socket| async move {
-        let _held = (slot, gauge);
+        let _gauge = gauge;
         serve(shared, socket).await;
     })
 }
@@ -40,11 +39,14 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     let conn = Connection::new(outbox);
     tracing::debug!(worker_id = %conn.worker_id, "worker connected");
     let stopping = Arc::clone(&shared);
+    // Pings keep a healthy but quiet client's connection alive: its pongs count as frames.
+    let ping_every = (shared.config.idle_timeout / 3).max(std::time::Duration::from_millis(10));
     // The read loop's last word, when it ends the connection itself.
     let (last_word, closing) = tokio::sync::oneshot::channel::<CloseFrame>();
     // Fused: once it has resolved (or its sender is gone) it stays pending.
     let mut closing = closing.fuse();
     let writer = tokio::spawn(async move {
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         loop {
             tokio::select! {
                 biased;
@@ -53,6 +55,11 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     return;
                 }
                 () = stopping.lifecycle.reached(Phase::Stopped) => break,
+                _ = pings.tick() => {
+                    if sink.send(Frame::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
                 text = queued.recv() => match text {
                     Some(text) => {
                         if sink.send(Frame::Text(text.into())).await.is_err() {
@@ -73,9 +80,18 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     });
     let registered = Message::WorkerRegistered(WorkerRegistered { worker_id: conn.worker_id.clone() });
     if conn.outbox.send(registered.to_json()).await.is_ok() {
+        let idle = shared.config.idle_timeout;
         loop {
             let frame = tokio::select! {
-                frame = stream.next() => frame,
+                frame = tokio::time::timeout(idle, stream.next()) => match frame {
+                    Ok(frame) => frame,
+                    Err(_) => {
+                        shared.metrics.limit_hit("idle");
+                        let reason = format!("no frame, not even a pong, for {} s", idle.as_secs());
+                        let _ = last_word.send(CloseFrame { code: CLOSE_GOING_AWAY, reason: reason.into() });
+                        break;
+                    }
+                },
                 () = shared.lifecycle.reached(Phase::Stopped) => break,
             };
             let frame = match frame {
