@@ -9,6 +9,7 @@
 //! wrote it, refs added; the streams ([`streams`]) lose, mix and rewrite nothing.
 
 mod payload;
+mod remote;
 mod streams;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,13 @@ pub(crate) struct CallArgs {
     /// components ($RILL_CACHE_DIR, else $XDG_CACHE_HOME/rill, else ~/.cache/rill).
     #[arg(long)]
     no_cache: bool,
+    /// Call the function on a running `rill serve` (e.g. ws://127.0.0.1:49134) instead of
+    /// in this process; streams go over its channel WebSockets.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The server's token (with --server), sent as `Authorization: Bearer`.
+    #[arg(long, env = "RILL_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// What went wrong, with the exit code that says so.
@@ -136,6 +144,9 @@ fn shown<'a>(path: &'a str, stdio: &'static str) -> &'a str {
 }
 
 async fn call(args: CallArgs) -> Result<(), Failure> {
+    if let Some(server) = args.server.clone() {
+        return remote::call(args, &server).await;
+    }
     let source = payload::Source::of(args.payload.as_deref());
     let readers = args.reader_from.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;
     let writers = args.writer_to.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;

@@ -657,3 +657,84 @@ fn a_consumer_that_closes_the_pipe_is_a_clean_stop() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `rill serve` as a child process on a free loopback port; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(extra: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rill"))
+            .env("RILL_CACHE_DIR", std::env::temp_dir().join("rill-cli-test-cache"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+            .arg(manifest())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("ws://")).expect("the address line").to_owned();
+        Served { child, url }
+    }
+
+    fn call(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rill"));
+        cmd.args(["call", "--server", &self.url]);
+        cmd
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn call_with_server_streams_files_through_a_running_rill_serve() {
+    let served = Served::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.bin");
+    let digest = random_file(&input, 20 << 20);
+    let result = stdout_json(&run(served
+        .call()
+        .args(["files::process", "--reader-from"])
+        .arg(format!("reader={}", input.display()))));
+    assert_eq!(
+        (result["bytes"].as_u64(), result["sha256"].as_str()),
+        (Some(20 << 20), Some(digest.as_str()))
+    );
+
+    // Both ways at once: the stream alone on stdout, the result on stderr.
+    let text = dir.path().join("text.txt");
+    let expected = mixed_case_file(&text, 3 << 20);
+    let output = run(served
+        .call()
+        .args(["transform::uppercase", "--writer-to", "output=-", "--reader-from"])
+        .arg(format!("input={}", text.display())));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(sha256_hex(&output.stdout), expected);
+    assert!(String::from_utf8_lossy(&output.stderr).contains(r#""bytes":3145728"#));
+
+    // Errors keep their exit codes.
+    assert_fails(&run(served.call().arg("no::such")), 2, "function_not_found");
+    assert_fails(&run(served.call().args(["test::fail", r#"{"message":"told to"}"#])), 1, "told to");
+}
+
+#[test]
+fn call_with_server_needs_the_token_the_server_wants() {
+    let served = Served::start(&["--token", "s3cret"]);
+    assert_fails(&run(served.call().arg("test::echo")), 5, "401");
+    let output = run(served.call().args(["--token", "s3cret", "test::echo", r#"{"ok":true}"#]));
+    assert_eq!(stdout_json(&output), serde_json::json!({"ok": true}));
+    let output = run(served.call().env("RILL_TOKEN", "s3cret").args(["test::echo", "[1]"]));
+    assert_eq!(stdout_json(&output), serde_json::json!([1]));
+}

@@ -1,0 +1,255 @@
+//! `rill call --server URL`: the same call, made to a running `rill serve` as an iii
+//! worker would. Channels are created with `engine::channels::create`, files and stdin
+//! stream into them over the channel WebSocket endpoint, and what the function writes
+//! streams back the same way. The server keeps every rule: a feed that fails aborts its
+//! channel (Close 1011), and an aborted output fails the call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, anyhow, bail};
+use futures::{SinkExt, StreamExt};
+use rill::limits::Limits;
+use rill_protocol::worker::{InvocationResult, InvokeFunction, Message, codes};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use super::streams::{Input, Output};
+use super::{
+    CallArgs, Failure, ResultTo, fail, open_input, open_output, payload, put_ref, split_spec, usage,
+    write_result,
+};
+use crate::exit;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Bytes per binary frame sent (64 KiB, the largest frame rill sends itself).
+const FRAME_BYTES: usize = 64 << 10;
+
+/// A connection as an iii worker, answering nothing but its own calls.
+struct Worker {
+    socket: Socket,
+    next_id: u64,
+}
+
+async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Socket> {
+    let mut request = url.into_client_request().with_context(|| format!("{url} is not a ws:// URL"))?;
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().context("the token is not a valid header value")?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (socket, _) = connect_async(request).await.with_context(|| format!("cannot connect to {url}"))?;
+    Ok(socket)
+}
+
+impl Worker {
+    async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Worker> {
+        let mut worker = Worker { socket: connect(url, token).await?, next_id: 0 };
+        match worker.next_message().await? {
+            Message::WorkerRegistered(_) => Ok(worker),
+            other => bail!("{url} did not greet as an iii engine does (got {other:?})"),
+        }
+    }
+
+    async fn next_message(&mut self) -> anyhow::Result<Message> {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Frame::Text(text))) => return Ok(Message::from_json(text.as_str())?),
+                Some(Ok(Frame::Close(frame))) => bail!("the server closed the connection: {frame:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err).context("the connection to the server failed"),
+                None => bail!("the server closed the connection"),
+            }
+        }
+    }
+
+    /// Call `function_id` and wait for its answer.
+    async fn call(&mut self, function_id: &str, data: String) -> anyhow::Result<InvocationResult> {
+        self.next_id += 1;
+        let invocation_id = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), self.next_id);
+        let data = RawValue::from_string(data).context("the payload is not JSON")?;
+        let call = InvokeFunction {
+            invocation_id: Some(invocation_id.clone()),
+            function_id: function_id.to_owned(),
+            data,
+            action: None,
+            traceparent: None,
+            baggage: None,
+        };
+        self.socket.send(Frame::Text(Message::InvokeFunction(call).to_json().into())).await?;
+        loop {
+            if let Message::InvocationResult(answer) = self.next_message().await?
+                && answer.invocation_id == invocation_id
+            {
+                return Ok(answer);
+            }
+        }
+    }
+}
+
+fn end_url(server: &str, channel_ref: &Value) -> String {
+    let field = |name: &str| channel_ref[name].as_str().unwrap_or_default().to_owned();
+    format!(
+        "{}/ws/channels/{}?key={}&dir={}",
+        server.trim_end_matches('/'),
+        field("channel_id"),
+        field("access_key"),
+        field("direction")
+    )
+}
+
+pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
+    let token = args.token.as_deref().filter(|t| !t.is_empty());
+    let readers = args.reader_from.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;
+    let writers = args.writer_to.iter().map(|s| split_spec(s)).collect::<Result<Vec<_>, _>>()?;
+    if readers.iter().filter(|(_, p)| p == "-").count() > 1
+        || writers.iter().filter(|(_, p)| p == "-").count() > 1
+    {
+        return Err(usage("only one stream can read stdin, and one write stdout".into()));
+    }
+    let source = payload::Source::of(args.payload.as_deref());
+    let mut payload = payload::read(&source, &Limits::default()).await?;
+    let mut worker = Worker::connect(server, token)
+        .await
+        .map_err(|e| fail(exit::HOST, e.context("cannot reach the server")))?;
+    let create = json!({ "buffer_size": args.buffer_bytes.map(|b| b.div_ceil(FRAME_BYTES)) }).to_string();
+    let mut tasks = Vec::new();
+    let consumer_closed = Arc::new(AtomicBool::new(false));
+    for (field, path) in &readers {
+        let refs = created(worker.call("engine::channels::create", create.clone()).await?)?;
+        payload = put_ref(&payload, field, &refs["reader"])?;
+        let input = open_input(path).await?;
+        let socket =
+            connect(&end_url(server, &refs["writer"]), token).await.map_err(|e| fail(exit::HOST, e))?;
+        let context = format!("streaming {path} into {field}");
+        tasks.push(tokio::spawn(async move { feed(input, socket).await.context(context) }));
+    }
+    for (field, path) in &writers {
+        let refs = created(worker.call("engine::channels::create", create.clone()).await?)?;
+        payload = put_ref(&payload, field, &refs["writer"])?;
+        let output = open_output(path).await?;
+        let socket =
+            connect(&end_url(server, &refs["reader"]), token).await.map_err(|e| fail(exit::HOST, e))?;
+        let context = format!("streaming {field} out to {path}");
+        let closed = Arc::clone(&consumer_closed);
+        tasks.push(tokio::spawn(async move { drain(socket, output, closed).await.context(context) }));
+    }
+    let answer = worker.call(&args.function_id, payload).await.map_err(|e| fail(exit::HOST, e))?;
+    if let Some(error) = answer.error {
+        for task in &tasks {
+            task.abort();
+        }
+        // A consumer that closed its pipe cut the function's output short; what the
+        // function did next (usually fail on a `closed` write) is its consequence.
+        if consumer_closed.load(Ordering::SeqCst) {
+            eprintln!("note: the function then ended with: {} ({})", error.message, error.code);
+            return Ok(());
+        }
+        let code = match error.code.as_str() {
+            codes::FUNCTION_NOT_FOUND | "invalid-input" => exit::INPUT,
+            codes::INVOCATION_FAILED => exit::FAILED,
+            "timed-out" => exit::TIMEOUT,
+            "limit-exceeded" => exit::LIMIT,
+            _ => exit::HOST,
+        };
+        return Err(fail(code, anyhow!("{} ({})", error.message, error.code)));
+    }
+    for task in tasks {
+        task.await.map_err(|e| fail(exit::STREAM, anyhow!(e)))?.map_err(|e| fail(exit::STREAM, e))?;
+    }
+    let result = answer.result.map_or_else(|| "null".to_owned(), |r| r.get().to_owned());
+    // Where the result goes, as in a local call: --result-to, else stdout unless a stream
+    // owns it, then stderr.
+    let stream_owns_stdout = writers.iter().any(|(_, path)| path == "-");
+    let mut to = match &args.result_to {
+        Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
+        Some(path) => {
+            let file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create the result file {}", path.display()))
+                .map_err(|e| fail(exit::INPUT, e))?;
+            ResultTo::File(path.clone(), file)
+        }
+        None if stream_owns_stdout => ResultTo::Stderr,
+        None => ResultTo::Stdout,
+    };
+    write_result(&mut to, &result).await
+}
+
+/// The refs of a new channel, from `engine::channels::create`'s answer.
+fn created(answer: InvocationResult) -> Result<Value, Failure> {
+    match (answer.result, answer.error) {
+        (Some(result), None) => serde_json::from_str(result.get())
+            .map_err(|e| fail(exit::HOST, anyhow!("a malformed channel: {e}"))),
+        (_, Some(error)) => Err(fail(exit::HOST, anyhow!("cannot create a channel: {}", error.message))),
+        (None, None) => Err(fail(exit::HOST, anyhow!("the server created no channel"))),
+    }
+}
+
+/// The input into a writing socket; its end is the clean end (Close 1000), a failure to
+/// read it an abort (Close 1011) that the function sees as `aborted`.
+async fn feed(input: Input, mut socket: Socket) -> anyhow::Result<()> {
+    let mut input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match input {
+        Input::Stream(stream) => stream,
+        Input::File(file) => Box::new(tokio::fs::File::from_std(file)),
+    };
+    let mut buffer = vec![0u8; FRAME_BYTES];
+    loop {
+        match input.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => socket.send(Frame::Binary(Bytes::copy_from_slice(&buffer[..n]))).await?,
+            Err(err) => {
+                let reason = format!("reading the input failed: {err}");
+                let frame = CloseFrame { code: CloseCode::Error, reason: reason.clone().into() };
+                let _ = socket.send(Frame::Close(Some(frame))).await;
+                bail!(reason);
+            }
+        }
+    }
+    socket.send(Frame::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await?;
+    // Wait for the server's answer to the Close, so the end is recorded before we go.
+    while let Some(Ok(_)) = socket.next().await {}
+    Ok(())
+}
+
+/// A reading socket into the output; text messages go to stderr. An abort fails.
+/// `consumer_closed` is raised, before the socket is dropped (so before the function's
+/// next write can fail), when the output's consumer closes the pipe.
+async fn drain(
+    mut socket: Socket,
+    mut output: Output,
+    consumer_closed: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Frame::Binary(bytes))) => {
+                if let Err(err) = output.write_all(&bytes).await {
+                    if err.kind() == std::io::ErrorKind::BrokenPipe {
+                        consumer_closed.store(true, Ordering::SeqCst);
+                        eprintln!("note: the output's consumer closed the pipe, so streaming stopped");
+                        return Ok(());
+                    }
+                    return Err(err).context("writing the output");
+                }
+            }
+            Some(Ok(Frame::Text(text))) => eprintln!("{}", rill::inert(text.as_str())),
+            Some(Ok(Frame::Close(Some(frame)))) if frame.code == CloseCode::Normal => break,
+            Some(Ok(Frame::Close(frame))) => {
+                let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                bail!("the function aborted the stream: {reason}");
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(err).context("the stream's connection failed"),
+            None => bail!("the stream's connection was lost before its end"),
+        }
+    }
+    output.flush().await.context("writing the output")?;
+    Ok(())
+}
