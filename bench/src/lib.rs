@@ -18,6 +18,9 @@
 //! - **Cold start**: compiling a component vs loading it from the cache of compiled
 //!   components.
 //! - **Memory**: the resident size of 10,000 idle channels.
+//! - **Server**: `rill serve` over loopback: a WebSocket client's stream into a wasm
+//!   function and a wasm function's stream out to a client (beside a same-run loopback
+//!   TCP copy), and serial call round trips through the worker protocol and plain HTTP.
 //!
 //! The guests are the `bench::*` functions of the manifest (`rill.toml` declares them,
 //! from `guests/rust/examples/bench`). This is a measuring tool, not an API to build on:
@@ -28,6 +31,7 @@
 mod calls;
 mod memory;
 mod report;
+mod server;
 mod streams;
 
 use std::path::PathBuf;
@@ -103,6 +107,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     calls::function_to_function(&mut report, &host, scale, serial).await?;
     calls::cold_start(&mut report, &component).await?;
     memory::idle_channels(&mut report, &host)?;
+    // A server takes over its host's calls of unknown ids, so it gets a host of its own.
+    let served =
+        Host::with_manifest(&manifest, HostConfig::default().with_cache_dir(options.cache_dir.clone()))
+            .context("cannot start the server's host")?;
+    for id in FUNCTIONS {
+        served.prepare(id).await?;
+    }
+    server::serve(&mut report, served, scale).await?;
     Ok(report)
 }
 
