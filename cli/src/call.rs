@@ -131,6 +131,25 @@ enum ResultTo {
     File(PathBuf, tokio::fs::File),
 }
 
+impl ResultTo {
+    /// `--result-to PATH` (created now, like a shell redirection; `-` is stdout), else
+    /// stdout unless a stream owns it, then stderr.
+    async fn choose(result_to: Option<&Path>, stream_owns_stdout: bool) -> Result<ResultTo, Failure> {
+        Ok(match result_to {
+            Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
+            Some(path) => {
+                let file = tokio::fs::File::create(path)
+                    .await
+                    .with_context(|| format!("cannot create the result file {}", path.display()))
+                    .map_err(|e| fail(exit::INPUT, e))?;
+                ResultTo::File(path.to_path_buf(), file)
+            }
+            None if stream_owns_stdout => ResultTo::Stderr,
+            None => ResultTo::Stdout,
+        })
+    }
+}
+
 /// A `--reader-from` or `--writer-to` stream: its field, its file, and its task.
 struct Stream<T> {
     field: String,
@@ -181,18 +200,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     let limits =
         manifest.function_limits(&args.function_id, &config.limits).map_err(|e| cannot_start(e.into()))?;
     let mut payload = payload::read(&source, &limits).await?;
-    let mut result_to = match &args.result_to {
-        Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
-        Some(path) => {
-            let file = tokio::fs::File::create(path)
-                .await
-                .with_context(|| format!("cannot create the result file {}", path.display()))
-                .map_err(|e| fail(exit::INPUT, e))?;
-            ResultTo::File(path.clone(), file)
-        }
-        None if stream_owns_stdout => ResultTo::Stderr,
-        None => ResultTo::Stdout,
-    };
+    let mut result_to = ResultTo::choose(args.result_to.as_deref(), stream_owns_stdout).await?;
 
     let mut options = ChannelOptions::default();
     options.buffer_bytes = args.buffer_bytes;

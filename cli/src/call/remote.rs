@@ -141,6 +141,9 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         let closed = Arc::clone(&consumer_closed);
         tasks.push(tokio::spawn(async move { drain(socket, output, closed).await.context(context) }));
     }
+    // Where the result goes, as in a local call (a --result-to file is created first).
+    let stream_owns_stdout = writers.iter().any(|(_, path)| path == "-");
+    let mut to = ResultTo::choose(args.result_to.as_deref(), stream_owns_stdout).await?;
     let answer = worker.call(&args.function_id, payload).await.map_err(|e| fail(exit::HOST, e))?;
     if let Some(error) = answer.error {
         for task in &tasks {
@@ -165,21 +168,6 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         task.await.map_err(|e| fail(exit::STREAM, anyhow!(e)))?.map_err(|e| fail(exit::STREAM, e))?;
     }
     let result = answer.result.map_or_else(|| "null".to_owned(), |r| r.get().to_owned());
-    // Where the result goes, as in a local call: --result-to, else stdout unless a stream
-    // owns it, then stderr.
-    let stream_owns_stdout = writers.iter().any(|(_, path)| path == "-");
-    let mut to = match &args.result_to {
-        Some(path) if path.as_os_str() == "-" => ResultTo::Stdout,
-        Some(path) => {
-            let file = tokio::fs::File::create(path)
-                .await
-                .with_context(|| format!("cannot create the result file {}", path.display()))
-                .map_err(|e| fail(exit::INPUT, e))?;
-            ResultTo::File(path.clone(), file)
-        }
-        None if stream_owns_stdout => ResultTo::Stderr,
-        None => ResultTo::Stdout,
-    };
     write_result(&mut to, &result).await
 }
 
