@@ -75,6 +75,13 @@ impl Worker {
         self.send(call).await;
     }
 
+    /// The ids `engine::functions::list` names.
+    async fn function_ids(&mut self) -> Vec<String> {
+        let list = self.call("engine::functions::list", json!({})).await;
+        let functions = list["result"]["functions"].as_array().unwrap();
+        functions.iter().map(|f| f["function_id"].as_str().unwrap().to_owned()).collect()
+    }
+
     /// Call and wait for the answer, which must be the next message.
     async fn call(&mut self, function_id: &str, data: Value) -> Value {
         let id = uuid::Uuid::new_v4().to_string();
@@ -85,6 +92,17 @@ impl Worker {
         assert_eq!(answer["function_id"], function_id);
         answer
     }
+}
+
+/// A worker serving `function_id` and another to call it, on a server at `address`;
+/// returns once the registration is in effect (it is handled in order with the
+/// messages after it).
+async fn serving_and_caller(address: SocketAddr, function_id: &str) -> (Worker, Worker) {
+    let mut serving = Worker::connect(address).await;
+    let caller = Worker::connect(address).await;
+    serving.register(function_id).await;
+    let _ = serving.call("engine::functions::list", json!({})).await;
+    (serving, caller)
 }
 
 async fn next_json(socket: &mut Socket) -> Value {
@@ -150,24 +168,17 @@ async fn a_worker_calls_wasm_functions_and_gets_iii_errors() {
     worker.send(json!({"type": "ping"})).await;
     assert_eq!(worker.recv().await["type"], "pong");
 
-    let list = worker.call("engine::functions::list", json!({})).await;
-    let ids: Vec<&str> = list["result"]["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["function_id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"test::echo") && ids.contains(&"files::process"), "{ids:?}");
+    let ids = worker.function_ids().await;
+    assert!(
+        ids.iter().any(|id| id == "test::echo") && ids.iter().any(|id| id == "files::process"),
+        "{ids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_call_each_other_and_a_disconnect_stops_calls_at_once() {
     let address = serve().await;
-    let mut server_side = Worker::connect(address).await;
-    let mut caller = Worker::connect(address).await;
-    server_side.register("worker::double").await;
-    // Registration is handled in order with the messages after it.
-    let _ = server_side.call("engine::functions::list", json!({})).await;
+    let (mut server_side, mut caller) = serving_and_caller(address, "worker::double").await;
 
     caller.invoke("c-1", "worker::double", json!({"n": 21})).await;
     let forwarded = server_side.recv().await;
@@ -212,10 +223,7 @@ async fn workers_call_each_other_and_a_disconnect_stops_calls_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_guest_calls_a_worker_function() {
     let address = serve().await;
-    let mut serving = Worker::connect(address).await;
-    let mut client = Worker::connect(address).await;
-    serving.register("worker::double").await;
-    let _ = serving.call("engine::functions::list", json!({})).await;
+    let (mut serving, mut client) = serving_and_caller(address, "worker::double").await;
 
     let guest_call = json!({"function": "worker::double", "payload": {"n": 21}});
     client.invoke("g-1", "test::call", guest_call).await;
@@ -503,10 +511,7 @@ async fn shutdown_drains_then_ends_streams_as_errors() {
         let _ = stopped.await;
     }));
 
-    let mut serving_worker = Worker::connect(address).await;
-    let mut caller = Worker::connect(address).await;
-    serving_worker.register("worker::slow").await;
-    let _ = serving_worker.call("engine::functions::list", json!({})).await;
+    let (mut serving_worker, mut caller) = serving_and_caller(address, "worker::slow").await;
     let (writer_ref, reader_ref) = create_channel(&mut caller).await;
     let mut writer = open(address, &writer_ref).await;
     writer.send(Frame::Binary(b"partial".to_vec().into())).await.unwrap();
@@ -594,34 +599,24 @@ async fn max_functions_per_worker_obeyed_and_violated() {
         (rejected["code"].as_str(), rejected["function_id"].as_str()),
         (Some("FUNCTION_LIMIT_EXCEEDED"), Some("w::three"))
     );
-    let list = worker.call("engine::functions::list", json!({})).await;
-    let ids: Vec<&str> = list["result"]["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["function_id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"w::one") && ids.contains(&"w::two") && !ids.contains(&"w::three"), "{ids:?}");
+    let ids = worker.function_ids().await;
+    assert!(
+        ids.iter().any(|id| id == "w::one")
+            && ids.iter().any(|id| id == "w::two")
+            && !ids.iter().any(|id| id == "w::three"),
+        "{ids:?}"
+    );
     // Unregistering makes room.
     worker.send(json!({"type": "unregisterfunction", "id": "w::one"})).await;
     worker.register("w::three").await;
-    let list = worker.call("engine::functions::list", json!({})).await;
-    let ids: Vec<&str> = list["result"]["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["function_id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"w::three") && !ids.contains(&"w::one"), "{ids:?}");
+    let ids = worker.function_ids().await;
+    assert!(ids.iter().any(|id| id == "w::three") && !ids.iter().any(|id| id == "w::one"), "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_calls_per_worker_obeyed_and_violated() {
     let address = serve_with(ServerConfig::default().with_max_calls_per_worker(2)).await;
-    let mut serving = Worker::connect(address).await;
-    let mut caller = Worker::connect(address).await;
-    serving.register("w::slow").await;
-    let _ = serving.call("engine::functions::list", json!({})).await;
+    let (mut serving, mut caller) = serving_and_caller(address, "w::slow").await;
     caller.invoke("a", "w::slow", json!(1)).await;
     caller.invoke("b", "w::slow", json!(2)).await;
     let (first, second) = (serving.recv().await, serving.recv().await);
