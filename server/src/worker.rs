@@ -43,6 +43,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     let ping_every = (shared.config.idle_timeout / 3).max(std::time::Duration::from_millis(10));
     // The read loop's last word, when it ends the connection itself.
     let (last_word, closing) = tokio::sync::oneshot::channel::<CloseFrame>();
+    let mut last_word = Some(last_word);
     // Fused: once it has resolved (or its sender is gone) it stays pending.
     let mut closing = closing.fuse();
     let writer = tokio::spawn(async move {
@@ -88,7 +89,9 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     Err(_) => {
                         shared.metrics.limit_hit("idle");
                         let reason = format!("no frame, not even a pong, for {} s", idle.as_secs());
-                        let _ = last_word.send(CloseFrame { code: CLOSE_GOING_AWAY, reason: reason.into() });
+                        if let Some(last_word) = last_word.take() {
+                            let _ = last_word.send(CloseFrame { code: CLOSE_GOING_AWAY, reason: reason.into() });
+                        }
                         break;
                     }
                 },
@@ -101,7 +104,9 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     if close.code == CLOSE_TOO_BIG {
                         shared.metrics.limit_hit("message_bytes");
                     }
-                    let _ = last_word.send(close);
+                    if let Some(last_word) = last_word.take() {
+                        let _ = last_word.send(close);
+                    }
                     break;
                 }
                 None => break,
@@ -124,13 +129,13 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     shared.registry.workers().disconnect(&conn);
     tracing::debug!(worker_id = %conn.worker_id, "worker disconnected");
     drop(conn);
-    if shared.lifecycle.phase() == Phase::Stopped || writer_has_last_word(&writer) {
-        // The writer task sends its Close and ends.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-    } else {
-        // Calls still running hold outbox senders; their answers have nowhere to go now.
-        writer.abort();
-    }
+    // The writer finishes the closing handshake (its own Close, or the answer to the
+    // client's) once the queue is drained; give it a moment, then end it: calls still
+    // running hold outbox senders, their answers have nowhere to go now, and the socket
+    // (with its connection slot) goes with the writer.
+    let mut writer = writer;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
+    writer.abort();
 }
 
 /// How long a connection's writer gets to send its Close frame.
@@ -160,11 +165,6 @@ fn read_failure(err: &axum::Error, config: &crate::ServerConfig) -> CloseFrame {
             reason: "the connection broke the WebSocket protocol".into(),
         },
     }
-}
-
-/// Whether the writer task is still there to send the read loop's Close.
-fn writer_has_last_word(writer: &tokio::task::JoinHandle<()>) -> bool {
-    !writer.is_finished()
 }
 
 async fn handle(shared: &Arc<Shared>, conn: &Connection, text: &str) {
