@@ -22,15 +22,29 @@ pub(crate) enum Phase {
 pub(crate) struct Lifecycle {
     phase: watch::Sender<Phase>,
     busy: Arc<BusyCount>,
-    connections: Arc<AtomicUsize>,
+    /// Open connections, against
+    /// [`ServerConfig::max_connections`](crate::ServerConfig::max_connections).
+    connections: Bounded,
 }
 
-/// One of the connections counted against
-/// [`ServerConfig::max_connections`](crate::ServerConfig::max_connections).
-#[derive(Debug)]
-pub(crate) struct ConnectionSlot(Arc<AtomicUsize>);
+/// A count with a ceiling, taken one unit at a time by [`Held`] guards (open
+/// connections, a connection's running calls).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Bounded(Arc<AtomicUsize>);
 
-impl Drop for ConnectionSlot {
+/// One unit of a [`Bounded`] count, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held(Arc<AtomicUsize>);
+
+impl Bounded {
+    /// One more unit, or `None` if `max` are taken.
+    pub(crate) fn take(&self, max: usize) -> Option<Held> {
+        let taken = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        taken.ok().map(|_| Held(Arc::clone(&self.0)))
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -59,7 +73,7 @@ impl Lifecycle {
         Lifecycle {
             phase: watch::Sender::new(Phase::Running),
             busy: Arc::default(),
-            connections: Arc::default(),
+            connections: Bounded::default(),
         }
     }
 
@@ -72,11 +86,8 @@ impl Lifecycle {
     }
 
     /// A slot for one more connection, or `None` if `max` are open.
-    pub(crate) fn connection(&self, max: usize) -> Option<ConnectionSlot> {
-        let taken = self
-            .connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1));
-        taken.ok().map(|_| ConnectionSlot(Arc::clone(&self.connections)))
+    pub(crate) fn connection(&self, max: usize) -> Option<Held> {
+        self.connections.take(max)
     }
 
     /// Count a call or stream as running until the guard drops.
@@ -109,11 +120,11 @@ impl Lifecycle {
 #[derive(Debug)]
 pub(crate) struct Counted {
     stream: tokio::net::TcpStream,
-    _slot: ConnectionSlot,
+    _slot: Held,
 }
 
 impl Counted {
-    pub(crate) fn new(stream: tokio::net::TcpStream, slot: ConnectionSlot) -> Counted {
+    pub(crate) fn new(stream: tokio::net::TcpStream, slot: Held) -> Counted {
         Counted { stream, _slot: slot }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::builtins;
+use crate::lifecycle::{Bounded, Held};
 use crate::metrics::Metrics;
 
 /// The JSON text of worker-protocol messages on their way to one worker connection.
@@ -41,17 +42,7 @@ pub(crate) struct Connection {
     pub(crate) worker_id: String,
     pub(crate) outbox: Outbox,
     /// Calls from this connection running now.
-    calls: Arc<AtomicUsize>,
-}
-
-/// One running call of a connection, counted until dropped.
-#[derive(Debug)]
-pub(crate) struct RunningCall(Arc<AtomicUsize>);
-
-impl Drop for RunningCall {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    calls: Bounded,
 }
 
 impl Connection {
@@ -61,15 +52,13 @@ impl Connection {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             worker_id: Uuid::new_v4().to_string(),
             outbox,
-            calls: Arc::default(),
+            calls: Bounded::default(),
         }
     }
 
     /// Count one more running call, unless `max` already run.
-    pub(crate) fn start_call(&self, max: usize) -> Option<RunningCall> {
-        let taken =
-            self.calls.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-        taken.ok().map(|_| RunningCall(Arc::clone(&self.calls)))
+    pub(crate) fn start_call(&self, max: usize) -> Option<Held> {
+        self.calls.take(max)
     }
 }
 
