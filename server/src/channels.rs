@@ -70,7 +70,10 @@ pub(crate) async fn upgrade(
     }
 }
 
-fn refused(err: &ChannelError) -> Response {
+/// The answer to a channel end that cannot be opened, before any upgrade or body: 409
+/// for a second attach, 429 when the host holds as many channel buffers as it may, and
+/// 404 for everything else (a wrong id, key or direction all look the same).
+pub(crate) fn refused(err: &ChannelError) -> Response {
     let status = match err {
         ChannelError::AlreadyAttached => StatusCode::CONFLICT,
         ChannelError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,

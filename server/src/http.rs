@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::Shared;
+use crate::channels::refused;
 
 /// `POST /functions/{id}`.
 pub(crate) async fn trigger(
@@ -111,14 +112,6 @@ pub(crate) struct KeyQuery {
 
 fn end_ref(channel_id: String, key: String, direction: Direction) -> ChannelRef {
     ChannelRef { channel_id, access_key: key, direction }
-}
-
-fn refused(err: &ChannelError) -> Response {
-    let status = match err {
-        ChannelError::AlreadyAttached => StatusCode::CONFLICT,
-        _ => StatusCode::NOT_FOUND,
-    };
-    (status, format!("{err}\n")).into_response()
 }
 
 /// `PUT /channels/{id}?key=`: the body into the channel.
