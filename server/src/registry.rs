@@ -118,7 +118,7 @@ impl Registry {
     fn serves(&self, function_id: &str) -> bool {
         builtins::is_builtin(function_id)
             || self.host.has_function(function_id)
-            || self.workers.owner(function_id).is_some()
+            || self.workers.lock().functions.contains_key(function_id)
     }
 
     /// [`Registry::invoke`], counted in the metrics.
