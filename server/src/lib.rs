@@ -121,7 +121,8 @@ impl Server {
     }
 
     /// The routes (see the crate docs), for serving with axum or nesting in an
-    /// application's own router.
+    /// application's own router. Served that way, what [`Server::serve`] adds does not
+    /// apply: the connection limit, the handshake timeout and the graceful shutdown.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/", get(worker::upgrade))
