@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use rill::Host;
+use rill::{ChannelRef, Host};
 use rill_server::{Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,13 +163,7 @@ impl Worker {
 }
 
 async fn open(address: SocketAddr, end: &Value) -> anyhow::Result<Socket> {
-    let field = |name: &str| end[name].as_str().unwrap_or_default().to_owned();
-    let url = format!(
-        "ws://{address}/ws/channels/{}?key={}&dir={}",
-        field("channel_id"),
-        field("access_key"),
-        field("direction")
-    );
+    let url = ChannelRef::from_value(end)?.endpoint_url(&format!("ws://{address}"));
     Ok(connect_async(url).await.context("opening a channel end")?.0)
 }
 

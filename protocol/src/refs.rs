@@ -140,6 +140,26 @@ impl ChannelRef {
         ChannelRef::deserialize(value).map_err(RefParseError)
     }
 
+    /// Where this end is opened on an engine whose worker socket is at `engine_url`
+    /// (e.g. `ws://127.0.0.1:49134`): `{engine_url}/ws/channels/{id}?key=…&dir=…`, the
+    /// URL iii's SDKs build and `rill serve` answers. Ids are UUIDs and keys hex, so
+    /// nothing needs escaping.
+    ///
+    /// ```
+    /// # use rill_protocol::{ChannelRef, Direction};
+    /// let end = ChannelRef { channel_id: "c".into(), access_key: "k".into(), direction: Direction::Read };
+    /// assert_eq!(end.endpoint_url("ws://h:1/"), "ws://h:1/ws/channels/c?key=k&dir=read");
+    /// ```
+    pub fn endpoint_url(&self, engine_url: &str) -> String {
+        format!(
+            "{}/ws/channels/{}?key={}&dir={}",
+            engine_url.trim_end_matches('/'),
+            self.channel_id,
+            self.access_key,
+            self.direction.as_str()
+        )
+    }
+
     /// The ref as a JSON value, ready to put into a payload.
     pub fn to_value(&self) -> Value {
         serde_json::json!({

@@ -268,12 +268,7 @@ async fn create_channel(worker: &mut Worker) -> (Value, Value) {
 }
 
 fn end_url(address: SocketAddr, channel_ref: &Value) -> String {
-    format!(
-        "ws://{address}/ws/channels/{}?key={}&dir={}",
-        channel_ref["channel_id"].as_str().unwrap(),
-        channel_ref["access_key"].as_str().unwrap(),
-        channel_ref["direction"].as_str().unwrap()
-    )
+    rill::ChannelRef::from_value(channel_ref).unwrap().endpoint_url(&format!("ws://{address}"))
 }
 
 async fn open(address: SocketAddr, channel_ref: &Value) -> Socket {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, anyhow, bail};
 use futures::{SinkExt, StreamExt};
 use rill::limits::Limits;
+use rill_protocol::ChannelRef;
 use rill_protocol::worker::{InvocationResult, InvokeFunction, Message, codes};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -94,15 +95,11 @@ impl Worker {
     }
 }
 
-fn end_url(server: &str, channel_ref: &Value) -> String {
-    let field = |name: &str| channel_ref[name].as_str().unwrap_or_default().to_owned();
-    format!(
-        "{}/ws/channels/{}?key={}&dir={}",
-        server.trim_end_matches('/'),
-        field("channel_id"),
-        field("access_key"),
-        field("direction")
-    )
+/// Where the end `channel_ref` (as the server gave it) opens.
+fn end_url(server: &str, channel_ref: &Value) -> Result<String, Failure> {
+    let channel_ref = ChannelRef::from_value(channel_ref)
+        .map_err(|e| fail(exit::HOST, anyhow!("the server gave a malformed channel ref: {e}")))?;
+    Ok(channel_ref.endpoint_url(server))
 }
 
 pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
@@ -127,7 +124,7 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         payload = put_ref(&payload, field, &refs["reader"])?;
         let input = open_input(path).await?;
         let socket =
-            connect(&end_url(server, &refs["writer"]), token).await.map_err(|e| fail(exit::HOST, e))?;
+            connect(&end_url(server, &refs["writer"])?, token).await.map_err(|e| fail(exit::HOST, e))?;
         let context = format!("streaming {path} into {field}");
         tasks.push(tokio::spawn(async move { feed(input, socket).await.context(context) }));
     }
@@ -136,7 +133,7 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         payload = put_ref(&payload, field, &refs["writer"])?;
         let output = open_output(path).await?;
         let socket =
-            connect(&end_url(server, &refs["reader"]), token).await.map_err(|e| fail(exit::HOST, e))?;
+            connect(&end_url(server, &refs["reader"])?, token).await.map_err(|e| fail(exit::HOST, e))?;
         let context = format!("streaming {field} out to {path}");
         let closed = Arc::clone(&consumer_closed);
         tasks.push(tokio::spawn(async move { drain(socket, output, closed).await.context(context) }));
