@@ -14,6 +14,7 @@ use rill_broker::{ChannelError, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Re
 use serde::Deserialize;
 
 use crate::Shared;
+use crate::keepalive::{self, Keepalive, SendFailure};
 use crate::lifecycle::Phase;
 use crate::metrics::ConnectionKind;
 
@@ -86,12 +87,30 @@ pub(crate) fn refused(err: &ChannelError) -> Response {
 const STOPPED: &str = "rill serve shut down before the stream ended";
 
 /// A writing client: its frames go into the channel until it closes.
-async fn write_from(mut socket: WebSocket, mut writer: Writer, shared: &Shared) {
+async fn write_from(socket: WebSocket, mut writer: Writer, shared: &Shared) {
+    let config = &shared.config;
+    let (mut sink, mut stream) = socket.split();
+    let mut keepalive = Keepalive::new(config);
     let stopped = shared.lifecycle.reached(Phase::Stopped);
     tokio::pin!(stopped);
     loop {
+        let idle = keepalive.deadline();
         let frame = tokio::select! {
-            frame = socket.recv() => frame,
+            frame = stream.next() => frame,
+            () = keepalive.ping_due() => {
+                if keepalive::send(&mut sink, Frame::Ping(Default::default()), config).await.is_err() {
+                    writer.abort("the writing client stopped taking messages before it closed the channel");
+                    return;
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(idle) => {
+                shared.metrics.limit_hit("idle");
+                let reason = format!("the writing client went silent: {}", keepalive::idle_reason(config));
+                writer.abort(reason.clone());
+                let _ = keepalive::send(&mut sink, Frame::Close(Some(close_frame(CLOSE_GOING_AWAY, &reason))), config).await;
+                return;
+            }
             () = &mut stopped => break,
         };
         let write = async {
@@ -132,25 +151,29 @@ async fn write_from(mut socket: WebSocket, mut writer: Writer, shared: &Shared) 
             written = write => written,
             () = &mut stopped => break,
         };
+        // Time held back by the buffer is not the client's silence.
+        keepalive.renew();
         match written {
             Some(Ok(())) => {}
             None => {
                 // Finish the closing handshake (the Python SDK waits for it).
-                let _ = socket.close().await;
+                let _ = tokio::time::timeout(config.send_timeout, sink.close()).await;
                 return;
             }
             Some(Err(err)) => {
                 // The reader left, or the stream cannot take this frame (a text message
                 // over the limit): the stream is over; tell the client why.
                 writer.abort(err.to_string());
-                let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string())))).await;
+                let close = Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string())));
+                let _ = keepalive::send(&mut sink, close, config).await;
                 return;
             }
         }
     }
     // The server stopped mid-stream: the reader must not take what it got for the whole.
     writer.abort(STOPPED);
-    let _ = socket.send(Frame::Close(Some(close_frame(CLOSE_GOING_AWAY, STOPPED)))).await;
+    let _ =
+        keepalive::send(&mut sink, Frame::Close(Some(close_frame(CLOSE_GOING_AWAY, STOPPED))), config).await;
 }
 
 fn close_writer(writer: &mut Writer) {
@@ -161,43 +184,62 @@ fn close_writer(writer: &mut Writer) {
 
 /// A reading client: the channel's items go out as frames, then its end as a Close.
 async fn read_into(socket: WebSocket, mut reader: Reader, shared: &Shared) {
+    let config = &shared.config;
     let (mut sink, mut stream) = socket.split();
+    let mut keepalive = Keepalive::new(config);
     let stopped = shared.lifecycle.reached(Phase::Stopped);
     tokio::pin!(stopped);
     loop {
-        tokio::select! {
+        let idle = keepalive.deadline();
+        let frame = tokio::select! {
             () = &mut stopped => {
                 // Cut off: an abort, never a clean end.
-                let _ = sink.send(Frame::Close(Some(close_frame(CLOSE_ABORTED, STOPPED)))).await;
-                break;
+                Frame::Close(Some(close_frame(CLOSE_ABORTED, STOPPED)))
             }
-            item = reader.read(MAX_CHUNK_BYTES) => {
-                let frame = match item {
-                    Ok(Some(Item::Bytes(bytes))) => {
-                        shared.metrics.channel_bytes(false, bytes.len());
-                        Frame::Binary(bytes)
-                    }
-                    Ok(Some(Item::Text(text))) => {
-                        shared.metrics.channel_bytes(false, text.len());
-                        Frame::Text(text.into())
-                    }
-                    Ok(None) => Frame::Close(Some(close_frame(CLOSE_NORMAL, ""))),
-                    Err(ChannelError::Aborted(reason)) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &reason))),
-                    Err(err) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string()))),
-                };
-                let last = matches!(frame, Frame::Close(_));
-                if sink.send(frame).await.is_err() || last {
-                    break;
+            item = reader.read(MAX_CHUNK_BYTES) => match item {
+                Ok(Some(Item::Bytes(bytes))) => {
+                    shared.metrics.channel_bytes(false, bytes.len());
+                    Frame::Binary(bytes)
                 }
-            }
+                Ok(Some(Item::Text(text))) => {
+                    shared.metrics.channel_bytes(false, text.len());
+                    Frame::Text(text.into())
+                }
+                Ok(None) => Frame::Close(Some(close_frame(CLOSE_NORMAL, ""))),
+                Err(ChannelError::Aborted(reason)) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &reason))),
+                Err(err) => Frame::Close(Some(close_frame(CLOSE_ABORTED, &err.to_string()))),
+            },
             incoming = stream.next() => match incoming {
                 // The client left: dropping the reader tells the writer.
                 Some(Ok(Frame::Close(_)) | Err(_)) | None => break,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => {
+                    keepalive.renew();
+                    continue;
+                }
             },
+            () = keepalive.ping_due() => Frame::Ping(Default::default()),
+            () = tokio::time::sleep_until(idle) => {
+                shared.metrics.limit_hit("idle");
+                let reason = format!("the reading client went silent: {}", keepalive::idle_reason(config));
+                Frame::Close(Some(close_frame(CLOSE_GOING_AWAY, &reason)))
+            }
+        };
+        let last = matches!(frame, Frame::Close(_));
+        match keepalive::send(&mut sink, frame, config).await {
+            Ok(()) if !last => {}
+            Ok(()) | Err(SendFailure::Broken) => break,
+            Err(SendFailure::TimedOut) => {
+                // Dropping the reader tells the writer that nobody reads any more.
+                shared.metrics.limit_hit("send_timeout");
+                tracing::warn!(
+                    "dropped a channel's reading client that took no frame for {:?}",
+                    config.send_timeout
+                );
+                return;
+            }
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(config.send_timeout, sink.close()).await;
 }
 
 fn close_frame(code: u16, reason: &str) -> CloseFrame {

@@ -32,9 +32,11 @@ pub const MAX_CONNECTIONS: usize = 16 << 10;
 /// disconnected instead of holding a connection and a task forever.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a worker connection may stay silent (60 s). The server pings every third of
-/// it; a healthy client's pong counts as a frame, so only a dead or stuck peer is dropped
-/// (iii's SDKs also ping every 20 s).
+/// How long a WebSocket connection (a worker, or either end of a channel) may stay silent
+/// (60 s). The server pings every third of it; a healthy client's pong counts as a frame,
+/// so only a dead or stuck peer is dropped (iii's SDKs also ping every 20 s). A writing
+/// channel client dropped this way aborts its stream; iii has no such timeout, so there
+/// a silent writer keeps its reader waiting forever.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Most function ids one worker connection may register (1,024). Bounds the registry a
@@ -47,6 +49,21 @@ pub const MAX_FUNCTIONS_PER_WORKER: usize = 1 << 10;
 /// taking the host's capacity from the others; past it a call is answered at once with
 /// the error `limit-exceeded`.
 pub const MAX_CALLS_PER_WORKER: usize = 1 << 10;
+
+/// Most calls of one worker-served function running at once, from every caller together
+/// (1,024). Keeps a flood of calls to one function (or to a stuck worker) from taking the
+/// server's capacity from the others; past it a call fails at once with the error
+/// `unavailable` (the function is at capacity; HTTP 429). The host's wasm functions have
+/// their own bound,
+/// [`Limits::max_concurrent_calls`](rill::Limits::max_concurrent_calls).
+pub const MAX_CALLS_PER_FUNCTION: usize = 1 << 10;
+
+/// Longest one message the server sends may wait for the client to take it (60 s): a
+/// worker's call or answer, a channel reader's frame, a ping. A client that stops
+/// reading (or whose network went away without a word) is then disconnected instead of
+/// holding its calls, its channel's writer and a task forever: a worker's pending calls
+/// fail with `invocation_stopped`, a channel's writer learns that its reader left.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a shutting-down server lets running calls and channel streams finish (10 s)
 /// before it ends them as failures.
@@ -72,12 +89,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Longest a client may take to send its request headers.
     pub handshake_timeout: Duration,
-    /// How long a worker connection may stay silent before it is dropped.
+    /// How long a WebSocket connection may stay silent before it is dropped.
     pub idle_timeout: Duration,
     /// Most function ids one worker connection may register.
     pub max_functions_per_worker: usize,
     /// Most calls one worker connection may have running at once.
     pub max_calls_per_worker: usize,
+    /// Most calls of one worker-served function running at once, from all callers.
+    pub max_calls_per_function: usize,
+    /// Longest one message sent to a client may wait for it to be taken.
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +114,8 @@ impl Default for ServerConfig {
             idle_timeout: IDLE_TIMEOUT,
             max_functions_per_worker: MAX_FUNCTIONS_PER_WORKER,
             max_calls_per_worker: MAX_CALLS_PER_WORKER,
+            max_calls_per_function: MAX_CALLS_PER_FUNCTION,
+            send_timeout: SEND_TIMEOUT,
         }
     }
 }
@@ -110,6 +133,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_functions_per_worker", &self.max_functions_per_worker)
             .field("max_calls_per_worker", &self.max_calls_per_worker)
+            .field("max_calls_per_function", &self.max_calls_per_function)
+            .field("send_timeout", &self.send_timeout)
             .finish()
     }
 }
@@ -127,7 +152,7 @@ impl ServerConfig {
         self
     }
 
-    /// Drop a worker connection silent for `timeout` (pinging it every third of it).
+    /// Drop a WebSocket connection silent for `timeout` (pinging it every third of it).
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
@@ -142,6 +167,18 @@ impl ServerConfig {
     /// Let one worker connection have at most `n` calls running at once.
     pub fn with_max_calls_per_worker(mut self, n: usize) -> Self {
         self.max_calls_per_worker = n;
+        self
+    }
+
+    /// Let at most `n` calls of one worker-served function run at once.
+    pub fn with_max_calls_per_function(mut self, n: usize) -> Self {
+        self.max_calls_per_function = n;
+        self
+    }
+
+    /// Disconnect a client that takes longer than `timeout` to take one message.
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
         self
     }
 

@@ -10,7 +10,8 @@
 //! | `GET /` | the iii worker protocol over a WebSocket ([`rill_protocol::worker`]) |
 //! | `GET /ws/channels/{id}?key=…&dir=read\|write` | one channel end as a WebSocket: binary frames are bytes, text frames are messages |
 //! | `GET /otel` | accepts iii SDK telemetry and discards it, so default-configured clients stay quiet |
-//! | `GET /healthz` | `ok` while the server runs |
+//! | `GET /healthz` | `ok` while the server runs (liveness) |
+//! | `GET /readyz` | 200 `ready` while it takes calls, 503 once it shuts down (readiness) |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
 //! | `POST /functions/{id}`, `POST /channels`, `PUT`/`GET /channels/{id}?key=…` | plain HTTP for curl: trigger a function, create a channel, upload into a writer, download a reader |
 //!
@@ -53,6 +54,7 @@ mod builtins;
 mod channels;
 mod config;
 mod http;
+mod keepalive;
 mod lifecycle;
 mod metrics;
 mod registry;
@@ -70,8 +72,9 @@ use axum::routing::get;
 use rill::Host;
 
 pub use config::{
-    DEFAULT_LISTEN, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CALLS_PER_WORKER, MAX_CONNECTIONS, MAX_FRAME_BYTES,
-    MAX_FUNCTIONS_PER_WORKER, MAX_MESSAGE_BYTES, SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
+    DEFAULT_LISTEN, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CALLS_PER_FUNCTION, MAX_CALLS_PER_WORKER,
+    MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_FUNCTIONS_PER_WORKER, MAX_MESSAGE_BYTES, SEND_TIMEOUT,
+    SHUTDOWN_GRACE, ServerConfig, WORKER_OUTBOX_MESSAGES,
 };
 pub use metrics::MAX_FUNCTION_LABELS;
 
@@ -115,7 +118,8 @@ impl Server {
     /// [`ServerError::HostInUse`] when `host` already serves another server.
     pub fn new(host: Host, config: ServerConfig) -> Result<Server, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let registry = Registry::new(host.clone(), Arc::clone(&metrics)).ok_or(ServerError::HostInUse)?;
+        let registry = Registry::new(host.clone(), Arc::clone(&metrics), config.max_calls_per_function)
+            .ok_or(ServerError::HostInUse)?;
         let lifecycle = Lifecycle::new();
         Ok(Server { shared: Arc::new(Shared { host, registry, config, lifecycle, metrics }) })
     }
@@ -129,6 +133,7 @@ impl Server {
             .route("/ws/channels/{channel_id}", get(channels::upgrade))
             .route("/otel", get(otel))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .route("/functions/{function_id}", axum::routing::post(http::trigger))
             .route("/channels", axum::routing::post(http::create_channel))
@@ -252,9 +257,49 @@ async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> a
     })
 }
 
+/// `GET /readyz`: whether the server takes new calls and connections; a load balancer
+/// stops sending work once it says no.
+async fn readyz(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    match shared.lifecycle.phase() {
+        Phase::Running => "ready\n".into_response(),
+        Phase::Draining | Phase::Stopped => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: rill serve is shutting down\n")
+                .into_response()
+        }
+    }
+}
+
 /// `GET /metrics`: see the `metrics` module.
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> axum::response::Response {
     let text = shared.metrics.render(&shared.host.broker().stats());
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn readyz(server: &Server) -> StatusCode {
+        let request = Request::get("/readyz").body(Body::empty()).unwrap();
+        server.router().oneshot(request).await.unwrap().status()
+    }
+
+    /// Over the network a draining server has stopped accepting, so only the router
+    /// shows the answer a load balancer's probe gets while connections drain.
+    #[tokio::test]
+    async fn readyz_is_ready_until_shutdown_begins() {
+        let server = Server::new(Host::builder().build().unwrap(), ServerConfig::default()).unwrap();
+        assert_eq!(readyz(&server).await, StatusCode::OK);
+        server.shared.lifecycle.set(Phase::Draining);
+        assert_eq!(readyz(&server).await, StatusCode::SERVICE_UNAVAILABLE);
+        server.shared.lifecycle.set(Phase::Stopped);
+        assert_eq!(readyz(&server).await, StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

@@ -71,9 +71,12 @@ pub(crate) struct Registry {
 }
 
 /// The functions connected workers serve, and the calls waiting for their answers.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Workers {
     state: Arc<Mutex<State>>,
+    /// [`ServerConfig::max_calls_per_function`](crate::ServerConfig::max_calls_per_function).
+    max_calls_per_function: usize,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -87,6 +90,8 @@ struct State {
 struct Registered {
     owner: Connection,
     description: Option<String>,
+    /// Calls of this id forwarded to its owner and not answered yet.
+    calls: Bounded,
 }
 
 struct Pending {
@@ -108,8 +113,9 @@ impl std::fmt::Debug for Workers {
 impl Registry {
     /// A registry for `host`, which from now on sends its guests' calls of ids it does
     /// not serve to the workers; `None` if the host already sends them elsewhere.
-    pub(crate) fn new(host: Host, metrics: Arc<Metrics>) -> Option<Registry> {
-        let workers = Workers::default();
+    pub(crate) fn new(host: Host, metrics: Arc<Metrics>, max_calls_per_function: usize) -> Option<Registry> {
+        let workers =
+            Workers { state: Arc::default(), max_calls_per_function, metrics: Arc::clone(&metrics) };
         host.set_remote(Arc::new(workers.clone())).ok()?;
         Some(Registry { host, workers, metrics })
     }
@@ -228,9 +234,11 @@ impl Workers {
                 Err(rejected(&function.id, &existing.owner.worker_id))
             }
             Some(_) => {
-                // Registered again by its owner (a reconnecting SDK replays): an update.
-                let registered = Registered { owner: conn.clone(), description: function.description };
-                state.functions.insert(function.id, registered);
+                // Registered again by its owner (a reconnecting SDK replays): an update,
+                // which keeps the count of the calls running.
+                if let Some(registered) = state.functions.get_mut(&function.id) {
+                    registered.description = function.description;
+                }
                 Ok(())
             }
             None => {
@@ -242,15 +250,20 @@ impl Workers {
                     });
                 }
                 *owned += 1;
-                let registered = Registered { owner: conn.clone(), description: function.description };
+                let registered = Registered {
+                    owner: conn.clone(),
+                    description: function.description,
+                    calls: Bounded::default(),
+                };
                 state.functions.insert(function.id, registered);
                 Ok(())
             }
         }
     }
 
-    fn owner(&self, function_id: &str) -> Option<Connection> {
-        self.lock().functions.get(function_id).map(|r| r.owner.clone())
+    /// The connection serving `function_id`, with that id's count of running calls.
+    fn owner(&self, function_id: &str) -> Option<(Connection, Bounded)> {
+        self.lock().functions.get(function_id).map(|r| (r.owner.clone(), r.calls.clone()))
     }
 
     /// Stop routing `id` to `conn` (another owner's id is left alone).
@@ -300,7 +313,20 @@ impl Workers {
         }
     }
 
-    async fn forward(&self, owner: Connection, call: InvokeFunction) -> Outcome {
+    /// Send `call` to `owner` and wait for its answer, counted against the function's
+    /// `calls`. When they are full the call is refused with `unavailable`: the function
+    /// is at capacity, and a later call may succeed.
+    async fn forward(&self, (owner, calls): (Connection, Bounded), call: InvokeFunction) -> Outcome {
+        let Some(_running) = calls.take(self.max_calls_per_function) else {
+            self.metrics.limit_hit("calls_per_function");
+            return Err(InvocationError::new(
+                CallErrorKind::Unavailable.wit_name(),
+                format!(
+                    "{:?} already has {} calls running, the most one function may; try again later",
+                    call.function_id, self.max_calls_per_function
+                ),
+            ));
+        };
         let invocation_id = Uuid::new_v4().to_string();
         let (reply, answer) = oneshot::channel();
         self.lock().pending.insert(invocation_id.clone(), Pending { callee: owner.id, reply });
@@ -351,6 +377,10 @@ fn worker_error(function_id: String, error: InvocationError) -> CallError {
     let message = format!("{} ({})", error.message, error.code);
     match error.code.as_str() {
         codes::FUNCTION_NOT_FOUND => CallError::NotFound(function_id),
+        code if code == CallErrorKind::LimitExceeded.wit_name() => CallError::LimitExceeded(message),
+        code if code == CallErrorKind::Unavailable.wit_name() => {
+            CallError::Unavailable { function_id, message }
+        }
         codes::INVOCATION_STOPPED => CallError::Unavailable { function_id, message },
         _ => CallError::Failed { function_id, message },
     }

@@ -18,6 +18,7 @@ use rill_protocol::worker::{
 use tokio::sync::mpsc;
 
 use crate::Shared;
+use crate::keepalive::{self, Keepalive, SendFailure};
 use crate::lifecycle::Phase;
 use crate::metrics::ConnectionKind;
 use crate::registry::{Connection, Outcome};
@@ -38,45 +39,52 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
     let (outbox, mut queued) = mpsc::channel::<String>(shared.config.worker_outbox_messages.max(1));
     let conn = Connection::new(outbox);
     tracing::debug!(worker_id = %conn.worker_id, "worker connected");
-    let stopping = Arc::clone(&shared);
-    // Pings keep a healthy but quiet client's connection alive: its pongs count as frames.
-    let ping_every = (shared.config.idle_timeout / 3).max(std::time::Duration::from_millis(10));
+    let writing = Arc::clone(&shared);
+    let mut keepalive = Keepalive::new(&shared.config);
     // The read loop's last word, when it ends the connection itself.
     let (last_word, closing) = tokio::sync::oneshot::channel::<CloseFrame>();
     let mut last_word = Some(last_word);
     // Fused: once it has resolved (or its sender is gone) it stays pending.
     let mut closing = closing.fuse();
+    // Resolves (with an error) once the writer has ended, so reading ends too: a
+    // connection that cannot be written to can answer nothing.
+    let (writer_alive, mut writer_gone) = tokio::sync::oneshot::channel::<std::convert::Infallible>();
+    let worker_id = conn.worker_id.clone();
     let writer = tokio::spawn(async move {
-        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-        loop {
-            tokio::select! {
+        let _alive = writer_alive;
+        let config = &writing.config;
+        let sent = loop {
+            let frame = tokio::select! {
                 biased;
                 Ok(frame) = &mut closing => {
-                    let _ = sink.send(Frame::Close(Some(frame))).await;
+                    let _ = keepalive::send(&mut sink, Frame::Close(Some(frame)), config).await;
                     return;
                 }
-                () = stopping.lifecycle.reached(Phase::Stopped) => break,
-                _ = pings.tick() => {
-                    if sink.send(Frame::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
+                () = writing.lifecycle.reached(Phase::Stopped) => break Ok(()),
+                () = keepalive.ping_due() => Frame::Ping(Default::default()),
                 text = queued.recv() => match text {
-                    Some(text) => {
-                        if sink.send(Frame::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    None => break,
+                    Some(text) => Frame::Text(text.into()),
+                    None => break Ok(()),
                 },
+            };
+            if let Err(failure) = keepalive::send(&mut sink, frame, config).await {
+                break Err(failure);
             }
-        }
-        if stopping.lifecycle.phase() == Phase::Stopped {
-            let going_away =
-                CloseFrame { code: CLOSE_GOING_AWAY, reason: "rill serve is shutting down".into() };
-            let _ = sink.send(Frame::Close(Some(going_away))).await;
-        } else {
-            let _ = sink.close().await;
+        };
+        match sent {
+            Err(SendFailure::TimedOut) => {
+                writing.metrics.limit_hit("send_timeout");
+                tracing::warn!(%worker_id, "disconnected a worker that took no message for {:?}", config.send_timeout);
+            }
+            Err(SendFailure::Broken) => {}
+            Ok(()) if writing.lifecycle.phase() == Phase::Stopped => {
+                let going_away =
+                    CloseFrame { code: CLOSE_GOING_AWAY, reason: "rill serve is shutting down".into() };
+                let _ = keepalive::send(&mut sink, Frame::Close(Some(going_away)), config).await;
+            }
+            Ok(()) => {
+                let _ = tokio::time::timeout(config.send_timeout, sink.close()).await;
+            }
         }
     });
     let registered = Message::WorkerRegistered(WorkerRegistered { worker_id: conn.worker_id.clone() });
@@ -88,7 +96,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     Ok(frame) => frame,
                     Err(_) => {
                         shared.metrics.limit_hit("idle");
-                        let reason = format!("no frame, not even a pong, for {} s", idle.as_secs());
+                        let reason = keepalive::idle_reason(&shared.config);
                         if let Some(last_word) = last_word.take() {
                             let _ = last_word.send(CloseFrame { code: CLOSE_GOING_AWAY, reason: reason.into() });
                         }
@@ -96,6 +104,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket) {
                     }
                 },
                 () = shared.lifecycle.reached(Phase::Stopped) => break,
+                _ = &mut writer_gone => break,
             };
             let frame = match frame {
                 Some(Ok(frame)) => frame,

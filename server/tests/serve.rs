@@ -891,3 +891,153 @@ async fn idle_timeout_obeyed_and_violated() {
         "only the stuck client was dropped: {scrape}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_per_function_obeyed_and_violated() {
+    let address = serve_with(ServerConfig::default().with_max_calls_per_function(2)).await;
+    let (mut serving, mut first_caller) = serving_and_caller(address, "w::busy").await;
+    // Two callers on two connections: the bound is the function's, not a connection's.
+    let mut second_caller = Worker::connect(address).await;
+    first_caller.invoke("a", "w::busy", json!(1)).await;
+    second_caller.invoke("b", "w::busy", json!(2)).await;
+    let (first, second) = (serving.recv().await, serving.recv().await);
+    // Violated: a third call while two run is refused at once, as "at capacity".
+    let mut third_caller = Worker::connect(address).await;
+    third_caller.invoke("c", "w::busy", json!(3)).await;
+    let refused = third_caller.recv().await;
+    assert_eq!(
+        (refused["invocation_id"].as_str(), refused["error"]["code"].as_str()),
+        (Some("c"), Some("unavailable")),
+        "{refused}"
+    );
+    // Over plain HTTP that is 429, and other functions are not held back.
+    let url = format!("http://{address}/functions/w::busy");
+    let (exit, status) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-d", "4", &url]).await;
+    assert_eq!((exit, status.as_str()), (0, "429"));
+    assert_eq!(third_caller.call("test::echo", json!(5)).await["result"], 5);
+    // Obeyed: once one call is answered, the function takes a call again.
+    let done = json!({"type": "invocationresult", "invocation_id": first["invocation_id"], "function_id": "w::busy", "result": "a"});
+    serving.send(done).await;
+    assert_eq!(first_caller.recv().await["result"], "a");
+    third_caller.invoke("d", "w::busy", json!(6)).await;
+    let fourth = serving.recv().await;
+    assert_eq!(fourth["data"], 6);
+    for (call, caller) in [(&second, &mut second_caller), (&fourth, &mut third_caller)] {
+        let done = json!({"type": "invocationresult", "invocation_id": call["invocation_id"], "function_id": "w::busy", "result": "done"});
+        serving.send(done).await;
+        assert_eq!(caller.recv().await["result"], "done");
+    }
+    let scrape = scrape(address).await;
+    assert!(scrape.contains(r#"rill_limit_hits_total{limit="calls_per_function"} 2"#), "{scrape}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_timeout_obeyed_and_violated() {
+    let timeout = Duration::from_millis(500);
+    let address = serve_with(ServerConfig::default().with_send_timeout(timeout)).await;
+    let payload = json!("x".repeat(1 << 20));
+    // Obeyed: a worker that pauses (for less than the timeout) before reading gets
+    // every call.
+    let (mut slow, mut caller) = serving_and_caller(address, "w::slow_reader").await;
+    for n in 0..8 {
+        caller.invoke(&format!("s{n}"), "w::slow_reader", payload.clone()).await;
+    }
+    tokio::time::sleep(timeout / 3).await;
+    for _ in 0..8 {
+        let call = slow.recv().await;
+        assert_eq!(call["data"], payload);
+        let done = json!({"type": "invocationresult", "invocation_id": call["invocation_id"], "function_id": "w::slow_reader", "result": "ok"});
+        slow.send(done).await;
+    }
+    for _ in 0..8 {
+        assert_eq!(caller.recv().await["result"], "ok");
+    }
+    // Violated: a worker that stops reading cannot take the calls sent to it. Once the
+    // socket's buffers are full, the server gives up on it within the timeout, and the
+    // calls fail at once instead of waiting forever.
+    let (stuck, mut caller) = serving_and_caller(address, "w::stuck").await;
+    let calls = 64;
+    for n in 0..calls {
+        caller.invoke(&format!("c{n}"), "w::stuck", payload.clone()).await;
+    }
+    let mut stopped = 0;
+    for _ in 0..calls {
+        let answer = caller.recv().await;
+        assert_eq!(answer["error"]["code"], "invocation_stopped", "{answer}");
+        stopped += 1;
+    }
+    assert_eq!(stopped, calls);
+    drop(stuck);
+    let scrape = scrape(address).await;
+    assert!(scrape.contains(r#"rill_limit_hits_total{limit="send_timeout"} 1"#), "{scrape}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_reader_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let timeout = Duration::from_millis(500);
+    let address = serve_with(ServerConfig::default().with_send_timeout(timeout)).await;
+    let mut worker = Worker::connect(address).await;
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    // A reader that never reads: the server's sends to it stop once the sockets'
+    // buffers are full.
+    let stuck_reader = open(address, &reader_ref).await;
+    let (mut sink, mut stream) = open(address, &writer_ref).await.split();
+    let feeding = tokio::spawn(async move {
+        let chunk = vec![7u8; 64 << 10];
+        // Stops when the server closes the writing side (sending then fails).
+        while sink.send(Frame::Binary(chunk.clone().into())).await.is_ok() {}
+    });
+    // The writing client learns that nobody reads any more: Close 1011, not a hang.
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, stream.next()).await.expect("the server ends the stream") {
+            Some(Ok(Frame::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("expected a Close, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Error, "{close:?}");
+    feeding.abort();
+    drop(stuck_reader);
+    let scrape = scrape(address).await;
+    assert!(scrape.contains(r#"rill_limit_hits_total{limit="send_timeout"} 1"#), "{scrape}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_ends_idle_timeout_obeyed_and_violated() {
+    let idle = Duration::from_millis(600);
+    let address = serve_with(ServerConfig::default().with_idle_timeout(idle)).await;
+    // Both channels made first: the worker connection is left idle (and dropped) below.
+    let mut worker = Worker::connect(address).await;
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let (second_writer_ref, second_reader_ref) = create_channel(&mut worker).await;
+    // Obeyed: a writer with nothing to say for several idle periods, but alive (it
+    // reads, so it answers the server's pings), then writes and closes; a reader
+    // equally quiet and alive gets every byte and the clean end.
+    let reader = tokio::spawn(read_all(open(address, &reader_ref).await));
+    let mut writer = open(address, &writer_ref).await;
+    let until = tokio::time::Instant::now() + idle * 4;
+    while let Ok(frame) = tokio::time::timeout_at(until, writer.next()).await {
+        assert!(matches!(frame, Some(Ok(Frame::Ping(_)))), "a healthy quiet writer was dropped: {frame:?}");
+    }
+    writer.send(Frame::Binary(b"late but whole".to_vec().into())).await.unwrap();
+    writer.close(None).await.unwrap();
+    let (bytes, _, close) = reader.await.unwrap();
+    assert_eq!((bytes.as_slice(), close.map(|c| c.code)), (&b"late but whole"[..], Some(CloseCode::Normal)));
+    // Violated: a writer that goes silent (it stops reading, so its pings go
+    // unanswered) is dropped, and its reader sees the stream aborted, not ended.
+    let reader = tokio::spawn(read_all(open(address, &second_reader_ref).await));
+    let mut silent = open(address, &second_writer_ref).await;
+    silent.send(Frame::Binary(b"a start".to_vec().into())).await.unwrap();
+    let (bytes, _, close) = tokio::time::timeout(PATIENCE, reader).await.unwrap().unwrap();
+    let close = close.unwrap();
+    assert_eq!((bytes.as_slice(), close.code), (&b"a start"[..], CloseCode::Error));
+    assert!(close.reason.contains("went silent"), "{close:?}");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_ready_while_the_server_takes_calls() {
+    let address = serve().await;
+    let (exit, body) = curl(&["--fail", &format!("http://{address}/readyz")]).await;
+    assert_eq!((exit, body.as_str()), (0, "ready\n"));
+}
