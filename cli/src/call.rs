@@ -9,6 +9,7 @@
 //! wrote it, refs added; the streams ([`streams`]) lose, mix and rewrite nothing.
 
 mod payload;
+mod progress;
 mod remote;
 mod streams;
 

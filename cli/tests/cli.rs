@@ -738,3 +738,31 @@ fn call_with_server_needs_the_token_the_server_wants() {
     let output = run(served.call().env("RILL_TOKEN", "s3cret").args(["test::echo", "[1]"]));
     assert_eq!(stdout_json(&output), serde_json::json!([1]));
 }
+
+/// On a terminal a stream that runs for a while shows its progress on stderr; piped, the
+/// same call prints nothing but its result.
+#[test]
+fn call_with_server_shows_progress_only_on_a_terminal() {
+    let served = Served::start(&[]);
+    // Slow to start, so the call outlasts the moment before bars appear.
+    let call = format!(
+        "(sleep 1.5; head -c 3000000 /dev/zero) | '{}' call --server {} files::process --reader-from reader=-",
+        env!("CARGO_BIN_EXE_rill"),
+        served.url
+    );
+    // `script` (util-linux) runs the command on a pseudo-terminal and copies what it
+    // shows to its own stdout.
+    let on_terminal = Command::new("script")
+        .args(["--quiet", "--return", "--command", &call, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` runs (install util-linux to run this test)");
+    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(on_terminal.status.success(), "{shown}");
+    assert!(shown.contains("- → reader") && shown.contains("/s"), "a bar with the rate: {shown}");
+    assert!(shown.contains(r#""bytes":3000000"#), "{shown}");
+
+    let piped = run(Command::new("sh").args(["-c", &call]));
+    assert_eq!(stdout_json(&piped)["bytes"], 3000000);
+    assert_eq!(String::from_utf8_lossy(&piped.stderr), "", "nothing but the result when piped");
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use futures::{SinkExt, StreamExt};
+use indicatif::ProgressBar;
 use rill::limits::Limits;
 use rill_protocol::ChannelRef;
 use rill_protocol::worker::{InvocationResult, InvokeFunction, Message, codes};
@@ -22,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+use super::progress::Progress;
 use super::streams::{Input, Output};
 use super::{
     CallArgs, Failure, ResultTo, fail, open_input, open_output, payload, put_ref, split_spec, usage,
@@ -119,14 +121,20 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
     let create = json!({ "buffer_size": args.buffer_bytes.map(|b| b.div_ceil(FRAME_BYTES)) }).to_string();
     let mut tasks = Vec::new();
     let consumer_closed = Arc::new(AtomicBool::new(false));
+    let progress = Progress::on_stderr();
     for (field, path) in &readers {
         let refs = created(worker.call("engine::channels::create", create.clone()).await?)?;
         payload = put_ref(&payload, field, &refs["reader"])?;
         let input = open_input(path).await?;
         let socket =
             connect(&end_url(server, &refs["writer"])?, token).await.map_err(|e| fail(exit::HOST, e))?;
+        let size = match &input {
+            Input::File(file) => file.metadata().ok().map(|m| m.len()),
+            Input::Stream(_) => None,
+        };
+        let bar = progress.stream(format!("{path} → {field}"), size);
         let context = format!("streaming {path} into {field}");
-        tasks.push(tokio::spawn(async move { feed(input, socket).await.context(context) }));
+        tasks.push(tokio::spawn(async move { feed(input, socket, bar).await.context(context) }));
     }
     for (field, path) in &writers {
         let refs = created(worker.call("engine::channels::create", create.clone()).await?)?;
@@ -134,9 +142,10 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         let output = open_output(path).await?;
         let socket =
             connect(&end_url(server, &refs["reader"])?, token).await.map_err(|e| fail(exit::HOST, e))?;
+        let bar = progress.stream(format!("{field} → {path}"), None);
         let context = format!("streaming {field} out to {path}");
         let closed = Arc::clone(&consumer_closed);
-        tasks.push(tokio::spawn(async move { drain(socket, output, closed).await.context(context) }));
+        tasks.push(tokio::spawn(async move { drain(socket, output, closed, bar).await.context(context) }));
     }
     // Where the result goes, as in a local call (a --result-to file is created first).
     let stream_owns_stdout = writers.iter().any(|(_, path)| path == "-");
@@ -146,6 +155,7 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         for task in &tasks {
             task.abort();
         }
+        progress.end();
         // A consumer that closed its pipe cut the function's output short; what the
         // function did next (usually fail on a `closed` write) is its consequence.
         if consumer_closed.load(Ordering::SeqCst) {
@@ -161,9 +171,18 @@ pub(super) async fn call(args: CallArgs, server: &str) -> Result<(), Failure> {
         };
         return Err(fail(code, anyhow!("{} ({})", error.message, error.code)));
     }
+    let mut streamed = Ok(());
     for task in tasks {
-        task.await.map_err(|e| fail(exit::STREAM, anyhow!(e)))?.map_err(|e| fail(exit::STREAM, e))?;
+        let ended = task
+            .await
+            .map_err(|e| fail(exit::STREAM, anyhow!(e)))
+            .and_then(|r| r.map_err(|e| fail(exit::STREAM, e)));
+        if streamed.is_ok() {
+            streamed = ended;
+        }
     }
+    progress.end();
+    streamed?;
     let result = answer.result.map_or_else(|| "null".to_owned(), |r| r.get().to_owned());
     write_result(&mut to, &result).await
 }
@@ -180,7 +199,7 @@ fn created(answer: InvocationResult) -> Result<Value, Failure> {
 
 /// The input into a writing socket; its end is the clean end (Close 1000), a failure to
 /// read it an abort (Close 1011) that the function sees as `aborted`.
-async fn feed(input: Input, mut socket: Socket) -> anyhow::Result<()> {
+async fn feed(input: Input, mut socket: Socket, bar: ProgressBar) -> anyhow::Result<()> {
     let mut input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match input {
         Input::Stream(stream) => stream,
         Input::File(file) => Box::new(tokio::fs::File::from_std(file)),
@@ -189,8 +208,12 @@ async fn feed(input: Input, mut socket: Socket) -> anyhow::Result<()> {
     loop {
         match input.read(&mut buffer).await {
             Ok(0) => break,
-            Ok(n) => socket.send(Frame::Binary(Bytes::copy_from_slice(&buffer[..n]))).await?,
+            Ok(n) => {
+                socket.send(Frame::Binary(Bytes::copy_from_slice(&buffer[..n]))).await?;
+                bar.inc(n as u64);
+            }
             Err(err) => {
+                bar.abandon();
                 let reason = format!("reading the input failed: {err}");
                 let frame = CloseFrame { code: CloseCode::Error, reason: reason.clone().into() };
                 let _ = socket.send(Frame::Close(Some(frame))).await;
@@ -201,6 +224,7 @@ async fn feed(input: Input, mut socket: Socket) -> anyhow::Result<()> {
     socket.send(Frame::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await?;
     // Wait for the server's answer to the Close, so the end is recorded before we go.
     while let Some(Ok(_)) = socket.next().await {}
+    bar.finish();
     Ok(())
 }
 
@@ -211,11 +235,13 @@ async fn drain(
     mut socket: Socket,
     mut output: Output,
     consumer_closed: Arc<AtomicBool>,
+    bar: ProgressBar,
 ) -> anyhow::Result<()> {
     loop {
         match socket.next().await {
             Some(Ok(Frame::Binary(bytes))) => {
                 if let Err(err) = output.write_all(&bytes).await {
+                    bar.abandon();
                     if err.kind() == std::io::ErrorKind::BrokenPipe {
                         consumer_closed.store(true, Ordering::SeqCst);
                         eprintln!("note: the output's consumer closed the pipe, so streaming stopped");
@@ -223,8 +249,10 @@ async fn drain(
                     }
                     return Err(err).context("writing the output");
                 }
+                bar.inc(bytes.len() as u64);
             }
-            Some(Ok(Frame::Text(text))) => eprintln!("{}", rill::inert(text.as_str())),
+            // Printed above the bars, which are drawn again below it.
+            Some(Ok(Frame::Text(text))) => bar.suspend(|| eprintln!("{}", rill::inert(text.as_str()))),
             Some(Ok(Frame::Close(Some(frame)))) if frame.code == CloseCode::Normal => break,
             Some(Ok(Frame::Close(frame))) => {
                 let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
@@ -236,5 +264,6 @@ async fn drain(
         }
     }
     output.flush().await.context("writing the output")?;
+    bar.finish();
     Ok(())
 }
