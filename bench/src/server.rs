@@ -23,7 +23,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use crate::report::{Report, Row};
 use crate::{Scale, gbps};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Bytes per frame of the WebSocket streams (64 KiB, rill's largest chunk).
 const FRAME_BYTES: usize = 64 << 10;
@@ -106,13 +106,13 @@ async fn loopback_tcp_gbps(bytes: u64) -> anyhow::Result<f64> {
     Ok(gbps(bytes, start.elapsed()))
 }
 
-struct Worker {
+pub(crate) struct Worker {
     socket: Socket,
     next: u64,
 }
 
 impl Worker {
-    async fn connect(address: SocketAddr) -> anyhow::Result<Worker> {
+    pub(crate) async fn connect(address: SocketAddr) -> anyhow::Result<Worker> {
         let (socket, _) = connect_async(format!("ws://{address}/")).await?;
         let mut worker = Worker { socket, next: 0 };
         worker.recv().await?;
@@ -151,7 +151,7 @@ impl Worker {
         }
     }
 
-    async fn call(&mut self, function_id: &str, data: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call(&mut self, function_id: &str, data: Value) -> anyhow::Result<Value> {
         let id = self.start(function_id, data).await?;
         self.answer(&id).await
     }
@@ -168,7 +168,11 @@ async fn open(address: SocketAddr, end: &Value) -> anyhow::Result<Socket> {
 }
 
 /// A client writes `bytes` in 64 KiB frames; wasm `bench::read` reads them.
-async fn client_to_wasm_gbps(worker: &mut Worker, address: SocketAddr, bytes: u64) -> anyhow::Result<f64> {
+pub(crate) async fn client_to_wasm_gbps(
+    worker: &mut Worker,
+    address: SocketAddr,
+    bytes: u64,
+) -> anyhow::Result<f64> {
     let (writer, reader) = worker.channel().await?;
     let mut socket = open(address, &writer).await?;
     let start = Instant::now();
