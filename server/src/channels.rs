@@ -14,6 +14,7 @@ use rill_broker::{ChannelError, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Re
 use serde::Deserialize;
 
 use crate::Shared;
+use crate::config::Incoming;
 use crate::keepalive::{self, Keepalive, SendFailure};
 use crate::lifecycle::Phase;
 use crate::metrics::ConnectionKind;
@@ -52,20 +53,23 @@ pub(crate) async fn upgrade(
     let channel_ref = ChannelRef { channel_id, access_key: query.key, direction };
     let gauge = shared.metrics.connection(ConnectionKind::Channel);
     let broker = shared.host.broker();
-    let upgrade = shared.config.limit(upgrade);
     match direction {
         Direction::Write => match broker.open_writer(&channel_ref) {
-            Ok(writer) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (gauge, shared.lifecycle.busy());
-                write_from(socket, writer, &shared).await;
-            }),
+            Ok(writer) => {
+                shared.config.limit(upgrade, Incoming::StreamBytes).on_upgrade(move |socket| async move {
+                    let _held = (gauge, shared.lifecycle.busy());
+                    write_from(socket, writer, &shared).await;
+                })
+            }
             Err(err) => refused(&err),
         },
         Direction::Read => match broker.open_reader(&channel_ref) {
-            Ok(reader) => upgrade.on_upgrade(move |socket| async move {
-                let _held = (gauge, shared.lifecycle.busy());
-                read_into(socket, reader, &shared).await;
-            }),
+            Ok(reader) => {
+                shared.config.limit(upgrade, Incoming::Messages).on_upgrade(move |socket| async move {
+                    let _held = (gauge, shared.lifecycle.busy());
+                    read_into(socket, reader, &shared).await;
+                })
+            }
             Err(err) => refused(&err),
         },
     }

@@ -18,6 +18,17 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// iii's SDKs send it.
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
 
+/// Read buffer of a writing client's channel end, the one WebSocket whose incoming
+/// frames are a stream's bytes (64 KiB: one full frame per read). Every open WebSocket
+/// keeps its read buffer resident, so this is also what an idle writing end costs.
+pub const READ_BUFFER_BYTES: usize = 64 << 10;
+
+/// Read buffer of every other WebSocket: workers (small JSON messages), reading channel
+/// ends (only control frames come in) and telemetry (8 KiB). tungstenite's default is
+/// 128 KiB, kept resident by every connection, so 10,000 idle channel ends would hold
+/// 1.25 GiB; larger messages still arrive whole, in more reads.
+pub const SMALL_READ_BUFFER_BYTES: usize = 8 << 10;
+
 /// Messages queued for sending to one worker connection before whoever sends more waits
 /// (256). Bounds the memory a worker that reads slowly can make the server hold, beyond
 /// the messages themselves.
@@ -99,6 +110,9 @@ pub struct ServerConfig {
     pub max_calls_per_function: usize,
     /// Longest one message sent to a client may wait for it to be taken.
     pub send_timeout: Duration,
+    /// Read buffer of a writing client's channel end, in bytes (other WebSockets use
+    /// [`SMALL_READ_BUFFER_BYTES`]).
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +130,7 @@ impl Default for ServerConfig {
             max_calls_per_worker: MAX_CALLS_PER_WORKER,
             max_calls_per_function: MAX_CALLS_PER_FUNCTION,
             send_timeout: SEND_TIMEOUT,
+            read_buffer_bytes: READ_BUFFER_BYTES,
         }
     }
 }
@@ -135,6 +150,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_calls_per_worker", &self.max_calls_per_worker)
             .field("max_calls_per_function", &self.max_calls_per_function)
             .field("send_timeout", &self.send_timeout)
+            .field("read_buffer_bytes", &self.read_buffer_bytes)
             .finish()
     }
 }
@@ -201,8 +217,31 @@ impl ServerConfig {
         self
     }
 
-    /// Apply the WebSocket limits to an upgrade.
-    pub(crate) fn limit(&self, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
-        upgrade.max_message_size(self.max_message_bytes).max_frame_size(self.max_frame_bytes)
+    /// Give a writing client's channel end a read buffer of `bytes`.
+    pub fn with_read_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.read_buffer_bytes = bytes;
+        self
     }
+
+    /// Apply the WebSocket limits to an upgrade, with the read buffer for `incoming`: the
+    /// data a connection's client sends.
+    pub(crate) fn limit(&self, upgrade: WebSocketUpgrade, incoming: Incoming) -> WebSocketUpgrade {
+        let read_buffer = match incoming {
+            Incoming::StreamBytes => self.read_buffer_bytes,
+            Incoming::Messages => SMALL_READ_BUFFER_BYTES,
+        };
+        upgrade
+            .max_message_size(self.max_message_bytes)
+            .max_frame_size(self.max_frame_bytes)
+            .read_buffer_size(read_buffer.max(1))
+    }
+}
+
+/// What a WebSocket's client sends, which sizes its read buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Incoming {
+    /// A stream's bytes, in frames of up to 64 KiB: a writing client's channel end.
+    StreamBytes,
+    /// Messages and control frames: workers, reading channel ends, telemetry.
+    Messages,
 }

@@ -251,7 +251,7 @@ const CLOSING_TIME: Duration = Duration::from_secs(1);
 /// to; they are read and dropped.
 async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> axum::response::Response {
     let gauge = shared.metrics.connection(ConnectionKind::Telemetry);
-    shared.config.limit(upgrade).on_upgrade(|mut socket| async move {
+    shared.config.limit(upgrade, config::Incoming::Messages).on_upgrade(|mut socket| async move {
         let _gauge = gauge;
         while let Some(Ok(_)) = socket.recv().await {}
     })

@@ -1041,3 +1041,25 @@ async fn readyz_says_ready_while_the_server_takes_calls() {
     let (exit, body) = curl(&["--fail", &format!("http://{address}/readyz")]).await;
     assert_eq!((exit, body.as_str()), (0, "ready\n"));
 }
+
+/// A read buffer far smaller than a frame still takes every frame whole: it only sets
+/// how much each read asks the socket for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_read_buffer_still_takes_whole_frames() {
+    let address = serve_with(ServerConfig::default().with_read_buffer_bytes(512)).await;
+    let mut worker = Worker::connect(address).await;
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 % 253) as u8).collect();
+    let expected = format!("{:x}", Sha256::digest(&data));
+    let mut writer = open(address, &writer_ref).await;
+    let feed = tokio::spawn(async move {
+        for frame in data.chunks(64 << 10) {
+            writer.send(Frame::Binary(frame.to_vec().into())).await.unwrap();
+        }
+        writer.close(None).await.unwrap();
+    });
+    let answer = worker.call("files::process", json!({"reader": reader_ref})).await;
+    feed.await.unwrap();
+    assert_eq!(answer["result"]["bytes"], 1 << 20, "{answer}");
+    assert_eq!(answer["result"]["sha256"], expected.as_str());
+}
