@@ -117,7 +117,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     for id in FUNCTIONS {
         served.prepare(id).await?;
     }
-    server::serve(&mut report, served, scale).await?;
+    server::serve(&mut report, served, scale, serial).await?;
     server_memory::measure(&mut report, options, scale).await?;
     Ok(report)
 }

@@ -29,8 +29,14 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const FRAME_BYTES: usize = 64 << 10;
 
 /// The server figures, with `host` (a host of its own: a server takes over its host's
-/// remote calls) serving the `bench::*` functions.
-pub(crate) async fn serve(report: &mut Report, host: Host, scale: Scale) -> anyhow::Result<()> {
+/// remote calls) serving the `bench::*` functions; `in_process` is the same run's serial
+/// `Host::trigger` rate, which the network round trips are set beside.
+pub(crate) async fn serve(
+    report: &mut Report,
+    host: Host,
+    scale: Scale,
+    in_process: f64,
+) -> anyhow::Result<()> {
     let server = Server::new(host, ServerConfig::default())?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -63,13 +69,19 @@ pub(crate) async fn serve(report: &mut Report, host: Host, scale: Scale) -> anyh
 
     let calls = scale.calls() / 2;
     let (rate, p99) = worker_round_trips(&mut worker, calls).await?;
-    report.row(Row::new("worker → rill serve → wasm, serial", rate, "calls/s").target("≥ 12,810/s (3× iii)"));
+    report.row(
+        Row::new("worker → rill serve → wasm, serial", rate, "calls/s")
+            .vs("in-process", in_process)
+            .target("≥ 12,810/s (3× iii)"),
+    );
     report.row(Row::new("  p99 round trip", p99.as_secs_f64() * 1e3, "ms").target("≤ 1 ms"));
     report.field("server_worker_calls_per_s", rate);
     report.field("server_worker_call_p99_ms", p99.as_secs_f64() * 1e3);
     let http = http_round_trips(address, calls).await?;
-    report.row(Row::new("HTTP POST /functions → wasm, serial", http, "calls/s").vs("worker protocol", rate));
+    report.row(Row::new("HTTP POST /functions → wasm, serial", http, "calls/s").vs("in-process", in_process));
     report.field("server_http_calls_per_s", http);
+    report.field("server_http_vs_in_process", http / in_process);
+    report.field("server_worker_calls_vs_in_process", rate / in_process);
 
     let _ = stop.send(());
     serving.await?;
