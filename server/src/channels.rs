@@ -56,19 +56,24 @@ pub(crate) async fn upgrade(
     match direction {
         Direction::Write => match broker.open_writer(&channel_ref) {
             Ok(writer) => {
-                shared.config.limit(upgrade, Incoming::StreamBytes).on_upgrade(move |socket| async move {
-                    let _held = (gauge, shared.lifecycle.busy());
-                    write_from(socket, writer, &shared).await;
-                })
+                let upgraded = shared.config.limit(upgrade, Incoming::StreamBytes).on_upgrade(
+                    move |socket| async move {
+                        let _held = (gauge, shared.lifecycle.busy());
+                        write_from(socket, writer, &shared).await;
+                    },
+                );
+                crate::with_capabilities(upgraded)
             }
             Err(err) => refused(&err),
         },
         Direction::Read => match broker.open_reader(&channel_ref) {
             Ok(reader) => {
-                shared.config.limit(upgrade, Incoming::Messages).on_upgrade(move |socket| async move {
-                    let _held = (gauge, shared.lifecycle.busy());
-                    read_into(socket, reader, &shared).await;
-                })
+                let upgraded =
+                    shared.config.limit(upgrade, Incoming::Messages).on_upgrade(move |socket| async move {
+                        let _held = (gauge, shared.lifecycle.busy());
+                        read_into(socket, reader, &shared).await;
+                    });
+                crate::with_capabilities(upgraded)
             }
             Err(err) => refused(&err),
         },

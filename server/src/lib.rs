@@ -247,6 +247,18 @@ impl Server {
 /// How long, after the grace period, ended streams and calls get to say so.
 const CLOSING_TIME: Duration = Duration::from_secs(1);
 
+/// The response header in which an iii engine lists its transport capabilities (iii
+/// SDKs 0.25+ read it from every upgrade; comma-separated tokens, unknown ones ignored).
+const CAPABILITIES_HEADER: &str = "x-iii-capabilities";
+
+/// Tell iii's SDKs to set `TCP_NODELAY` on their end too: rill sets it on its own end of
+/// every connection, and channel frames and calls are often small, where Nagle's
+/// algorithm would hold them back.
+fn with_capabilities(mut upgraded: axum::response::Response) -> axum::response::Response {
+    upgraded.headers_mut().insert(CAPABILITIES_HEADER, axum::http::HeaderValue::from_static("tcp-nodelay"));
+    upgraded
+}
+
 /// `GET /otel`: iii SDKs send OpenTelemetry spans, metrics and logs here unless told not
 /// to; they are read and dropped.
 async fn otel(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> axum::response::Response {

@@ -28,10 +28,13 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 
 pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
     let gauge = shared.metrics.connection(ConnectionKind::Worker);
-    shared.config.limit(upgrade, crate::config::Incoming::Messages).on_upgrade(move |socket| async move {
-        let _gauge = gauge;
-        serve(shared, socket).await;
-    })
+    let upgraded = shared.config.limit(upgrade, crate::config::Incoming::Messages).on_upgrade(
+        move |socket| async move {
+            let _gauge = gauge;
+            serve(shared, socket).await;
+        },
+    );
+    crate::with_capabilities(upgraded)
 }
 
 async fn serve(shared: Arc<Shared>, socket: WebSocket) {

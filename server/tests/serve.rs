@@ -1063,3 +1063,19 @@ async fn a_small_read_buffer_still_takes_whole_frames() {
     assert_eq!(answer["result"]["bytes"], 1 << 20, "{answer}");
     assert_eq!(answer["result"]["sha256"], expected.as_str());
 }
+
+/// iii SDKs (0.25+) set `TCP_NODELAY` on their end of a worker or channel socket when
+/// the engine lists `tcp-nodelay` in `x-iii-capabilities`; rill does on every upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_advertise_tcp_nodelay_to_iii_sdks() {
+    let address = serve().await;
+    let (socket, response) = connect_async(format!("ws://{address}/")).await.unwrap();
+    assert_eq!(response.headers()["x-iii-capabilities"], "tcp-nodelay");
+    let mut worker = Worker { socket, worker_id: String::new() };
+    assert_eq!(worker.recv().await["type"], "workerregistered");
+    let (writer_ref, reader_ref) = create_channel(&mut worker).await;
+    for end in [writer_ref, reader_ref] {
+        let (_, response) = connect_async(end_url(address, &end)).await.unwrap();
+        assert_eq!(response.headers()["x-iii-capabilities"], "tcp-nodelay", "{end}");
+    }
+}
