@@ -234,7 +234,12 @@ async fn read_into(socket: WebSocket, mut reader: Reader, shared: &Shared) {
             }
         };
         let last = matches!(frame, Frame::Close(_));
+        let data = matches!(frame, Frame::Binary(_) | Frame::Text(_));
         match keepalive::send(&mut sink, frame, config).await {
+            // A client that takes the stream is not idle (its pongs may wait unread
+            // while a send is held back); one that is gone stops taking it, and the send
+            // timeout ends it.
+            Ok(()) if data => keepalive.renew(),
             Ok(()) if !last => {}
             Ok(()) | Err(SendFailure::Broken) => break,
             Err(SendFailure::TimedOut) => {
