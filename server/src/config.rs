@@ -114,7 +114,7 @@ pub struct ServerConfig {
     /// Longest one message sent to a client may wait for it to be taken.
     pub send_timeout: Duration,
     /// Read buffer of a writing client's channel end, in bytes (other WebSockets use
-    /// [`SMALL_READ_BUFFER_BYTES`]).
+    /// [`SMALL_READ_BUFFER_BYTES`](crate::SMALL_READ_BUFFER_BYTES)).
     pub read_buffer_bytes: usize,
 }
 
