@@ -138,4 +138,17 @@ mod tests {
         let names: Vec<_> = CallErrorKind::ALL.iter().map(|k| k.wit_name().to_owned()).collect();
         assert_eq!(names, calls);
     }
+
+    /// The table other SDKs' tests read lists the same kinds.
+    #[test]
+    fn the_conformance_table_lists_every_kind() {
+        let table: serde_json::Value = serde_json::from_str(crate::ERRORS_CONFORMANCE_JSON).unwrap();
+        let listed = |variant: &str| -> Vec<String> {
+            table[variant].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        };
+        let channels: Vec<_> = ChannelErrorKind::ALL.iter().map(|k| k.wit_name().to_owned()).collect();
+        assert_eq!(listed("channel-error"), channels);
+        let calls: Vec<_> = CallErrorKind::ALL.iter().map(|k| k.wit_name().to_owned()).collect();
+        assert_eq!(listed("call-error"), calls);
+    }
 }

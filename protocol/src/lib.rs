@@ -34,3 +34,6 @@ pub use refs::{ChannelRef, Direction, RefParseError, extract_channel_refs, is_ch
 
 /// The conformance table of refs (`conformance/refs.json`), for SDK tests.
 pub const REFS_CONFORMANCE_JSON: &str = include_str!("../conformance/refs.json");
+
+/// The conformance table of error kinds (`conformance/errors.json`), for SDK tests.
+pub const ERRORS_CONFORMANCE_JSON: &str = include_str!("../conformance/errors.json");
