@@ -30,8 +30,19 @@ use rill::manifest::Manifest;
 use rill::{Host, HostConfig, HostError};
 
 mod cargo;
+mod python;
 
 pub use cargo::{build_crates, cargo, ensure_target};
+pub use python::{COMPONENTIZE_PY_VERSION, build_python};
+
+/// Where rill caches what it builds and compiles: `$RILL_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from("RILL_CACHE_DIR")
+        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
+        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
+}
 
 /// The compilation target of guest components.
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
@@ -76,6 +87,36 @@ pub enum BuildError {
     /// cargo reported a failed build (its diagnostics went to stderr).
     #[error("cargo could not build the guest crates of {} (its errors are printed above)", .0.display())]
     Failed(PathBuf),
+    /// A source directory lacks the module its language starts from.
+    #[error("{} is not a {language} guest: it has no {module}", dir.display())]
+    NotAnApp {
+        /// The directory.
+        dir: PathBuf,
+        /// Its language.
+        language: &'static str,
+        /// The file it must have.
+        module: &'static str,
+    },
+    /// A guest language's build tool could not be installed or started.
+    #[error("cannot set up {tool}: {message}")]
+    Toolchain {
+        /// The tool.
+        tool: &'static str,
+        /// What failed and what to do.
+        message: String,
+    },
+    /// The build tool rejected the app (its errors went to stderr).
+    #[error("componentize-py could not build the Python guest in {} (its errors are printed above)", .0.display())]
+    Componentize(PathBuf),
+    /// A file of a build could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// cargo succeeded but reported no `.wasm` for the crate.
     #[error("cargo built no .wasm for the crate at {}; is it a `cdylib`?", .0.display())]
     NoArtifact(PathBuf),
@@ -89,8 +130,8 @@ pub enum Error {
     /// The manifest could not be read, or the host could not start.
     #[error(transparent)]
     Host(#[from] HostError),
-    /// A function's guest crate did not build.
-    #[error("cannot build the guest crate of function {function:?}")]
+    /// A function's guest sources did not build.
+    #[error("cannot build the guest of function {function:?}")]
     Build {
         /// The function whose component is that crate.
         function: String,
@@ -110,32 +151,47 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, BuildError> {
     built.pop().ok_or_else(|| BuildError::NoArtifact(crate_dir.to_path_buf()))
 }
 
-/// Build every function of `manifest` whose component is a crate directory, and point
-/// it at the built component instead.
+/// Build every function of `manifest` whose component is a source directory (a Rust
+/// crate, or a Python app with `language = "python"`), and point it at the built
+/// component instead. Python apps are kept in [`default_cache_dir`] (or the system's
+/// temporary directory).
 ///
 /// # Errors
 ///
-/// [`Error::Build`] naming the first function whose crate did not build.
+/// [`Error::Build`] naming the first function whose sources did not build.
 #[cfg(feature = "manifest")]
 pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
-    let crates: Vec<(String, PathBuf)> = manifest
+    use rill::manifest::GuestLanguage;
+    let sources: Vec<(String, PathBuf, GuestLanguage)> = manifest
         .functions
         .iter()
-        .map(|(id, function)| (id.clone(), manifest.base_dir.join(&function.component)))
-        .filter(|(_, path)| path.is_dir())
+        .map(|(id, function)| (id.clone(), manifest.base_dir.join(&function.component), function.language))
+        .filter(|(_, path, _)| path.is_dir())
         .collect();
-    let dirs: Vec<&Path> = crates.iter().map(|(_, dir)| dir.as_path()).collect();
+    let crates: Vec<&(String, PathBuf, GuestLanguage)> =
+        sources.iter().filter(|(_, _, language)| *language == GuestLanguage::Rust).collect();
+    let dirs: Vec<&Path> = crates.iter().map(|(_, dir, _)| dir.as_path()).collect();
     let built = build_crates(&dirs).map_err(|source| {
         // Name the function whose crate failed, where the error says which.
         let function = crates
             .iter()
-            .find(|(_, dir)| error_names(&source, dir))
+            .find(|(_, dir, _)| error_names(&source, dir))
             .or(crates.first())
-            .map_or_else(String::new, |(id, _)| id.clone());
+            .map_or_else(String::new, |(id, _, _)| id.clone());
         Error::Build { function, source: Box::new(source) }
     })?;
-    for ((id, _), wasm) in crates.iter().zip(built) {
-        if let Some(function) = manifest.functions.get_mut(id) {
+    let mut components: Vec<(String, PathBuf)> =
+        crates.iter().map(|(id, _, _)| id.clone()).zip(built).collect();
+    let cache = default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("rill"));
+    for (id, dir, language) in &sources {
+        if *language == GuestLanguage::Python {
+            let wasm = build_python(dir, &cache)
+                .map_err(|source| Error::Build { function: id.clone(), source: Box::new(source) })?;
+            components.push((id.clone(), wasm));
+        }
+    }
+    for (id, wasm) in components {
+        if let Some(function) = manifest.functions.get_mut(&id) {
             function.component = wasm;
         }
     }

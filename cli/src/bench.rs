@@ -25,7 +25,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     let options = rill_bench::Options {
         quick: args.quick,
         manifest: args.manifest,
-        cache_dir: crate::default_cache_dir(),
+        cache_dir: rill_build::default_cache_dir(),
     };
     match rill_bench::run(&options).await {
         Ok(report) => {

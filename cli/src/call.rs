@@ -186,8 +186,11 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
         return Err(usage("--result-to - and a --writer-to stream cannot both write stdout".into()));
     }
 
-    let config =
-        HostConfig::default().with_cache_dir(if args.no_cache { None } else { crate::default_cache_dir() });
+    let config = HostConfig::default().with_cache_dir(if args.no_cache {
+        None
+    } else {
+        rill_build::default_cache_dir()
+    });
     let cannot_start = |e: anyhow::Error| fail(exit::HOST, e.context("cannot start the host"));
     let mut manifest = Manifest::from_file(&args.manifest).map_err(|e| cannot_start(e.into()))?;
     // The manifest's guest crates are built first (the runtime only loads components).

@@ -87,16 +87,6 @@ fn list_functions(manifest: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Where `rill` caches compiled components: `$RILL_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/rill`, else `$HOME/.cache/rill`; `None` if none of them is set. (The
-/// library caches nothing unless told where: [`rill::HostConfig::cache_dir`].)
-pub(crate) fn default_cache_dir() -> Option<PathBuf> {
-    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
-    from("RILL_CACHE_DIR")
-        .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("rill")))
-        .or_else(|| from("HOME").map(|d| d.join(".cache").join("rill")))
-}
-
 /// Log lines go to stderr. `RILL_LOG` takes `tracing` filter directives; by default only
 /// warnings, plus what guests print (target `rill::guest`).
 fn init_tracing() {

@@ -41,8 +41,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config =
-        HostConfig::default().with_cache_dir(if args.no_cache { None } else { crate::default_cache_dir() });
+    let config = HostConfig::default().with_cache_dir(if args.no_cache {
+        None
+    } else {
+        rill_build::default_cache_dir()
+    });
     let mut manifest = Manifest::from_file(&args.manifest).context("cannot read the manifest")?;
     rill_build::build_manifest(&mut manifest).context("cannot build the manifest's functions")?;
     let host = Host::with_manifest(&manifest, config).context("cannot start the host")?;

@@ -5,11 +5,15 @@
 //! [host.limits]
 //! timeout_ms = 30000
 //!
-//! # One table per function id. `component` is a built `.wasm` or a Rust guest crate
+//! # One table per function id. `component` is a built `.wasm` or a guest's source
 //! # directory (built before the host starts, by the rill-build crate or the `rill`
-//! # CLI), relative to this file.
+//! # CLI), relative to this file: a Rust crate, or with `language = "python"` an app.
 //! [functions."files::process"]
 //! component = "guests/rust/examples/files"
+//!
+//! [functions."py::files::process"]
+//! component = "guests/python/examples/files"
+//! language = "python"
 //!
 //! [functions."files::process".limits]      # optional overrides for this function
 //! max_memory_bytes = 134217728
@@ -55,14 +59,30 @@ pub struct HostSection {
     pub limits: LimitOverrides,
 }
 
+/// The language of a guest's source directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GuestLanguage {
+    /// A Rust crate (`Cargo.toml`), built with cargo for `wasm32-wasip2`.
+    #[default]
+    Rust,
+    /// A Python app (`app.py` using the `rill_guest` SDK), built with componentize-py.
+    Python,
+}
+
 /// One `[functions."id"]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FunctionSection {
-    /// A built component (`.wasm`) or a Rust guest crate directory, relative to the
-    /// manifest.
+    /// A built component (`.wasm`) or a guest's source directory (see `language`),
+    /// relative to the manifest.
     pub component: PathBuf,
+    /// The language of a source directory in `component`, which `rill-build` builds
+    /// before a host starts (a host itself only loads built components).
+    #[serde(default)]
+    pub language: GuestLanguage,
     /// This function's limits, over the host's defaults.
     #[serde(default)]
     pub limits: LimitOverrides,
