@@ -29,6 +29,8 @@ mod contract;
 mod admission;
 // The guests themselves: each serves the ids it declares, and each id has a test.
 mod guests;
+// Python guests: the same answers as Rust's, the same contract.
+mod python;
 
 /// `assert_test_exists!(name)`: the test module for `guests/rust/test-guests/<name>`
 /// exists. A test guest added without its module does not compile (wasmtime's pattern).

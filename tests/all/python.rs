@@ -1,0 +1,144 @@
+//! Python guests (`guests/python`, built by rill-build with componentize-py from
+//! `guests/python/rill.toml`): the same answers as their Rust twins, and the channel
+//! contract kept when Python code fails.
+
+use std::path::Path;
+
+use rill::{ChannelError, ChannelOptions, Host, HostConfig, Item};
+use rill_tests::{pattern, sha256_hex, test_cache_dir};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+/// A host serving `guests/python/rill.toml`. Its Python apps are built once (rill-build
+/// keeps each build on disk under a digest of its sources) and its components compiled
+/// once (the suite's compiled-component cache), so a host per test costs little.
+/// Each function is compiled before its test calls it: compiling a Python component
+/// (CPython included) takes seconds, which must not be spent from a call's deadline.
+async fn host() -> Host {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/python/rill.toml");
+    let config = HostConfig::default().with_cache_dir(Some(test_cache_dir()));
+    let host = rill_build::host_from_manifest(&manifest, config).unwrap_or_else(|err| {
+        panic!(
+            "cannot build the Python guests ({}); they need python3 with venv and PyPI \
+             (componentize-py {} is installed into rill's cache)",
+            error_chain(&err),
+            rill_build::COMPONENTIZE_PY_VERSION
+        )
+    });
+    for id in host.function_ids() {
+        host.prepare(&id).await.unwrap();
+    }
+    host
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Stream `data` into `function_id`'s `reader` and return its result.
+async fn process(host: &Host, function_id: &str, data: &[u8]) -> serde_json::Value {
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "reader": channel.reader_ref });
+    drop(channel.reader);
+    let mut writer = channel.writer;
+    let feed = async {
+        writer.write_all(data).await.unwrap();
+        writer.send_text("a note between the bytes").await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let (result, ()) = tokio::join!(host.trigger(function_id, &payload), feed);
+    result.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_files_process_answers_as_rusts_does_on_64_mib() {
+    let host = host().await;
+    let data = pattern(64 << 20, 3);
+    let python = process(&host, "py::files::process", &data).await;
+    let rust = process(&host, "files::process", &data).await;
+    assert_eq!(python, rust);
+    assert_eq!(python, json!({ "bytes": data.len(), "sha256": sha256_hex(&data), "messages": 1 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_transform_uppercases_a_stream_and_keeps_messages_in_order() {
+    let host = host().await;
+    let input = host.create_channel(&ChannelOptions::default()).unwrap();
+    let output = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "input": input.reader_ref, "output": output.writer_ref });
+    let (mut writer, mut reader) = (input.writer, output.reader);
+    let text: Vec<u8> = b"Streams of text, 123 and more: the quick brown fox.\n".repeat(40_000);
+    let feed = async {
+        writer.write_all(&text[..1000]).await.unwrap();
+        writer.send_text("halfway").await.unwrap();
+        writer.write_all(&text[1000..]).await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let collect = async {
+        let (mut bytes, mut before_message) = (Vec::new(), None);
+        while let Some(item) = reader.next().await.unwrap() {
+            match item {
+                Item::Bytes(chunk) => bytes.extend_from_slice(&chunk),
+                Item::Text(message) => before_message = Some((bytes.len(), message)),
+            }
+        }
+        (bytes, before_message)
+    };
+    let (result, (), (bytes, message)) =
+        tokio::join!(host.trigger("py::transform::uppercase", &payload), feed, collect);
+    assert_eq!(result.unwrap(), json!({ "bytes": text.len(), "messages": 1 }));
+    assert_eq!(bytes, text.to_ascii_uppercase());
+    assert_eq!(message, Some((1000, "halfway".to_owned())), "the message where it was sent");
+}
+
+/// An exception inside `with writer:` reaches the reader as `aborted` with the
+/// exception, after the bytes written before it, never as a clean end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_exception_aborts_the_stream_with_its_message() {
+    let host = host().await;
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "writer": channel.writer_ref, "bytes": 100_000 });
+    drop(channel.writer);
+    let mut reader = channel.reader;
+    let call = host.trigger("py::test::write_then_raise", &payload);
+    let read = async {
+        let mut got = 0;
+        loop {
+            match reader.next().await {
+                Ok(Some(Item::Bytes(chunk))) => got += chunk.len(),
+                Ok(Some(Item::Text(_))) => {}
+                Ok(None) => panic!("a clean end after {got} bytes"),
+                Err(err) => return (got, err),
+            }
+        }
+    };
+    let (result, (got, err)) = tokio::join!(call, read);
+    let failure = result.unwrap_err().to_string();
+    assert!(failure.contains("RuntimeError: told to fail midway"), "{failure}");
+    assert_eq!(got, 100_000);
+    match err {
+        ChannelError::Aborted(reason) => assert!(reason.contains("told to fail midway"), "{reason}"),
+        other => panic!("expected aborted, got {other:?}"),
+    }
+}
+
+/// The SDK's own tests (refs and error kinds against `protocol/conformance`), on the
+/// host's CPython.
+#[test]
+fn the_python_sdk_passes_its_conformance_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s", "guests/python/tests"])
+        .current_dir(&root)
+        .output()
+        .expect("python3 runs (install Python 3.10+ to test the Python SDK)");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("\nOK") && !report.contains("Ran 0 tests"), "{report}");
+}
