@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -61,11 +62,16 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
     }
     let digest = sources_digest(app_dir)?;
     let built = cache.join("python").join(format!("{digest}.wasm"));
+    // One build at a time in this process: others asking for the same app then find it
+    // built. Another process building it too writes its own work directory, and the
+    // rename into place is atomic.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _building = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if built.is_file() {
         return Ok(built);
     }
     let tool = componentize_py(cache)?;
-    let work = cache.join("python").join(format!("{digest}.build"));
+    let work = cache.join("python").join(format!("{digest}.build-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     write_files(&work.join("wit"), WIT)?;
     write_files(&work.join("sdk").join("rill_guest"), SDK)?;
@@ -84,6 +90,7 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
         .status()
         .map_err(|source| BuildError::Spawn { program: tool.display().to_string(), source })?;
     if !status.success() {
+        let _ = std::fs::remove_dir_all(&work);
         return Err(BuildError::Componentize(app_dir.to_path_buf()));
     }
     std::fs::rename(&partial, &built).map_err(|source| BuildError::Write { path: built.clone(), source })?;

@@ -3,8 +3,9 @@
 //! contract kept when Python code fails.
 
 use std::path::Path;
+use std::time::Duration;
 
-use rill::{ChannelError, ChannelOptions, Host, HostConfig, Item};
+use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, HostConfig, Item};
 use rill_tests::{pattern, sha256_hex, test_cache_dir};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -141,4 +142,50 @@ fn the_python_sdk_passes_its_conformance_tests() {
     let report = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("\nOK") && !report.contains("Ran 0 tests"), "{report}");
+}
+
+/// The sandbox holds for Python as for Rust: a loop stops at its deadline, a memory
+/// bomb at the memory limit, a huge write at the per-call copy limit (its stream
+/// aborted), each failing only its own call; the host serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_python_hurts_only_itself() {
+    let host = host().await;
+    let options = CallOptions::new().timeout(Duration::from_millis(500));
+    let err = host.trigger_with("py::hostile::loop", "{}".into(), &options).await.unwrap_err();
+    assert!(matches!(err, CallError::TimedOut { .. }), "{err:?}");
+
+    // CPython survives a refused memory.grow: the limit reaches Python as MemoryError,
+    // which fails the call (a Rust guest aborts instead, and the host reports
+    // MemoryLimitExceeded).
+    let err = host.trigger("py::hostile::memory_bomb", &json!({})).await.unwrap_err();
+    let CallError::Failed { message, .. } = &err else { panic!("{err:?}") };
+    assert!(message.starts_with("MemoryError"), "{message}");
+
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let payload = json!({ "writer": channel.writer_ref, "bytes": 8 << 20 });
+    drop(channel.writer);
+    let mut reader = channel.reader;
+    let (written, read) = tokio::join!(host.trigger("py::hostile::huge_write", &payload), reader.next());
+    let err = written.unwrap_err();
+    let CallError::LimitExceeded(message) = &err else { panic!("{err:?}") };
+    assert!(message.starts_with("bytes passed to the host in one call"), "{message}");
+    assert!(matches!(read, Err(ChannelError::Aborted(_))), "{read:?}");
+
+    // Obeyed: the same write under the limit arrives whole, and the host still serves.
+    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+    let bytes = rill::limits::DEFAULT_MAX_HOSTCALL_BYTES - 4096;
+    let payload = json!({ "writer": channel.writer_ref, "bytes": bytes });
+    drop(channel.writer);
+    let mut reader = channel.reader;
+    let read = async {
+        let mut total = 0;
+        while let Some(item) = reader.next().await.unwrap() {
+            if let Item::Bytes(chunk) = item {
+                total += chunk.len();
+            }
+        }
+        total
+    };
+    let (written, total) = tokio::join!(host.trigger("py::hostile::huge_write", &payload), read);
+    assert_eq!((written.unwrap()["written"].as_u64(), total), (Some(bytes as u64), bytes));
 }
