@@ -107,7 +107,7 @@ async fn trigger_parallel_rate(host: &Host, calls: usize) -> anyhow::Result<f64>
 /// Cold starts of a component: compiled into an empty cache, and loaded from that cache,
 /// each in a new host (the host itself is built before the clock starts). The median of
 /// [`COLD_STARTS`] runs of each, in milliseconds.
-async fn cold_start_ms(component: &Path) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn cold_start_ms(component: &Path) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
     let host = |cache: PathBuf| {
         let config = HostConfig::default().with_cache_dir(Some(cache));

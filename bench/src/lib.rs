@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod calls;
+mod languages;
 mod memory;
 mod report;
 mod server;
@@ -104,7 +105,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut report = Report::default();
     let memcpy = streams::memcpy(&mut report, scale);
-    streams::guest_to_guest(&mut report, &host, scale, memcpy).await?;
+    let rust_64k = streams::guest_to_guest(&mut report, &host, scale, memcpy).await?;
     streams::call_path(&mut report, &host, scale, memcpy).await?;
     let serial = calls::triggers(&mut report, &host, scale).await?;
     calls::function_to_function(&mut report, &host, scale, serial).await?;
@@ -119,6 +120,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     }
     server::serve(&mut report, served, scale, serial).await?;
     server_memory::measure(&mut report, options, scale).await?;
+    languages::python(&mut report, options, scale, (serial, rust_64k)).await?;
     Ok(report)
 }
 

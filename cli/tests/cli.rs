@@ -348,6 +348,12 @@ fn bench_reports_every_figure_as_json() {
         "server_http_calls_per_s".to_owned(),
         "server_http_vs_in_process".to_owned(),
         "server_stream_peak_rss_added_mib".to_owned(),
+        "python_component_mib".to_owned(),
+        "python_cold_start_compile_ms".to_owned(),
+        "python_cold_start_cached_ms".to_owned(),
+        "python_trigger_serial_per_sec".to_owned(),
+        "python_guest_to_guest_64k_gbps".to_owned(),
+        "python_guest_to_guest_64k_vs_rust".to_owned(),
     ];
     // The idle-connection figures need a file descriptor per socket; below that the
     // bench says so and leaves them out.
