@@ -9,13 +9,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use rill::manifest::Manifest;
-use rill::{ChannelOptions, Host, HostConfig};
-use serde_json::json;
+use rill::{Host, HostConfig};
 
 use crate::report::{Report, Row};
-use crate::{Options, Scale, gbps, median};
+use crate::{Options, Scale, median};
 
-/// Runs of the stream figure, alternating nothing: the median is reported.
+/// Runs of the Python stream figure; the median is reported.
 const STREAM_RUNS: usize = 3;
 
 /// The Python rows; `rust` holds the same run's Rust figures (serial trigger rate and
@@ -74,7 +73,8 @@ pub(crate) async fn python(
     let total = scale.stream_bytes() / 4;
     let mut runs = Vec::new();
     for _ in 0..STREAM_RUNS {
-        runs.push(stream_gbps(&host, total).await?);
+        let ids = ("py::bench::write", "py::bench::read");
+        runs.push(crate::streams::stream_between(&host, ids, total, 64 << 10, 64 << 10).await?);
     }
     let stream = median(&runs);
     report.row(
@@ -83,21 +83,4 @@ pub(crate) async fn python(
     report.field("python_guest_to_guest_64k_gbps", stream);
     report.field("python_guest_to_guest_64k_vs_rust", stream / rust.1);
     Ok(())
-}
-
-/// `total` bytes from `py::bench::write` to `py::bench::read` in 64 KiB chunks.
-async fn stream_gbps(host: &Host, total: u64) -> anyhow::Result<f64> {
-    let chunk = 64 << 10;
-    let channel = host.create_channel(&ChannelOptions::default())?;
-    let write = json!({ "writer": channel.writer_ref, "total": total, "chunk": chunk });
-    let read = json!({ "reader": channel.reader_ref, "chunk": chunk });
-    let start = Instant::now();
-    let (written, read) = tokio::join!(
-        tokio::spawn(host.trigger("py::bench::write", &write)),
-        tokio::spawn(host.trigger("py::bench::read", &read))
-    );
-    let took = start.elapsed();
-    written??;
-    anyhow::ensure!(read??["read"] == total, "the Python stream lost bytes");
-    Ok(gbps(total, took))
 }

@@ -180,18 +180,28 @@ async fn guest_to_guest_gbps(
     chunk: usize,
     read_chunk: usize,
 ) -> anyhow::Result<f64> {
+    stream_between(host, ("bench::write", "bench::read"), total, chunk, read_chunk).await
+}
+
+/// `total` bytes from the writing function to the reading one (both taking the bench
+/// guests' payloads: `{"writer", "total", "chunk"}` and `{"reader", "chunk"}`), each
+/// call on its own task as two functions would run; GB/s.
+pub(crate) async fn stream_between(
+    host: &Host,
+    (writer, reader): (&str, &str),
+    total: u64,
+    chunk: usize,
+    read_chunk: usize,
+) -> anyhow::Result<f64> {
     let channel = host.create_channel(&ChannelOptions::default())?;
     let write = json!({ "writer": channel.writer_ref, "total": total, "chunk": chunk });
     let read = json!({ "reader": channel.reader_ref, "chunk": read_chunk });
     let start = Instant::now();
-    // Two calls from two callers, as two functions would run: each on its own task.
-    let (written, read) = tokio::join!(
-        tokio::spawn(host.trigger("bench::write", &write)),
-        tokio::spawn(host.trigger("bench::read", &read))
-    );
+    let (written, read) =
+        tokio::join!(tokio::spawn(host.trigger(writer, &write)), tokio::spawn(host.trigger(reader, &read)));
     let took = start.elapsed();
     written??;
-    anyhow::ensure!(read??["read"] == total, "guest stream lost bytes");
+    anyhow::ensure!(read??["read"] == total, "the stream from {writer} to {reader} lost bytes");
     Ok(gbps(total, took))
 }
 
