@@ -1,6 +1,8 @@
-//! # rill-build: Rust guest crates into rill components, outside the runtime
+//! # rill-build: guest sources into rill components, outside the runtime
 //!
-//! A `rill.toml` may name a Rust guest crate directory instead of a built `.wasm`. The
+//! A `rill.toml` may name a guest's source directory instead of a built `.wasm`: a Rust
+//! crate, or a Python app (`language = "python"`, see the `python` module:
+//! componentize-py). What follows is about Rust crates. The
 //! runtime ([`rill::Host`]) never builds anything: it loads components. This crate is what
 //! turns crates into components before a host starts — for the `rill` CLI, the examples
 //! and the tests — by running `cargo build --release --target wasm32-wasip2` (wit-bindgen
