@@ -167,6 +167,8 @@ class Reader(io.RawIOBase):
         """Up to ``size`` bytes (all of the rest for -1); ``b""`` only at the end."""
         if size is None or size < 0:
             return self.readall()
+        if size == 0:
+            return b""
         while not self._pending:
             item = self._next(min(max(size, 1), MAX_READ_BYTES))
             if item is None:
