@@ -8,7 +8,7 @@
 //! componentize-py itself is installed once, at the pinned
 //! [`COMPONENTIZE_PY_VERSION`], into a virtual environment in the cache
 //! (`<cache>/toolchains/componentize-py-<version>`, made with `python3 -m venv` and
-//! `pip` from PyPI). A build takes seconds, so its component is kept in the cache under a
+//! `pip` from PyPI; concurrent first uses are safe). A build takes seconds, so its component is kept in the cache under a
 //! digest of everything that went into it (the tool version, the WIT, the SDK and the
 //! app's files): an unchanged app is not built again.
 
@@ -70,15 +70,15 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
     if built.is_file() {
         return Ok(built);
     }
-    let tool = componentize_py(cache)?;
+    let python = componentize_py(cache)?;
     let work = cache.join("python").join(format!("{digest}.build-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     write_files(&work.join("wit"), WIT)?;
     write_files(&work.join("sdk").join("rill_guest"), SDK)?;
     let partial = work.join("app.wasm");
     tracing::info!(app = %app_dir.display(), "building a Python guest with componentize-py {COMPONENTIZE_PY_VERSION}");
-    let status = Command::new(&tool)
-        .arg("-d")
+    let status = Command::new(&python)
+        .args(["-c", COMPONENTIZE, "-d"])
         .arg(work.join("wit"))
         .args(["-w", WORLD, "componentize", "app", "-p"])
         .arg(app_dir)
@@ -88,7 +88,7 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
         .arg(&partial)
         .stdout(Stdio::null())
         .status()
-        .map_err(|source| BuildError::Spawn { program: tool.display().to_string(), source })?;
+        .map_err(|source| BuildError::Spawn { program: python.display().to_string(), source })?;
     if !status.success() {
         let _ = std::fs::remove_dir_all(&work);
         return Err(BuildError::Componentize(app_dir.to_path_buf()));
@@ -98,26 +98,57 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
     Ok(built)
 }
 
-/// componentize-py at the pinned version, installed into the cache on first use.
+/// Runs componentize-py's command line with the arguments after `-c`'s script.
+const COMPONENTIZE: &str =
+    "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())";
+
+/// The Python of a virtual environment holding componentize-py at the pinned version,
+/// installed into the cache on first use. The environment is made in a directory of this
+/// process's own and renamed into place when complete, so processes installing at once
+/// never use a half-made one (its scripts would name the old path, so the tool is run
+/// as `python -c`, which does not care).
 fn componentize_py(cache: &Path) -> Result<PathBuf, BuildError> {
-    let venv = cache.join("toolchains").join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
-    let tool = venv.join("bin").join("componentize-py");
-    if tool.is_file() {
-        return Ok(tool);
+    let toolchains = cache.join("toolchains");
+    let venv = toolchains.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
+    let python = venv.join("bin").join("python");
+    let complete = |venv: &Path| venv.join(".rill-complete").is_file();
+    if complete(&venv) {
+        return Ok(python);
     }
     let toolchain = |message: String| BuildError::Toolchain { tool: "componentize-py", message };
-    let _ = std::fs::remove_dir_all(&venv);
+    let partial =
+        toolchains.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
     tracing::info!("installing componentize-py {COMPONENTIZE_PY_VERSION} into {}", venv.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|why| {
+    run(Command::new("python3").args(["-m", "venv"]).arg(&partial)).map_err(|why| {
         toolchain(format!(
             "`python3 -m venv` failed ({why}); install Python 3.10+ with venv (apt-get install python3-venv)"
         ))
     })?;
-    let pip = venv.join("bin").join("pip");
     let requirement = format!("componentize-py=={COMPONENTIZE_PY_VERSION}");
-    run(Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", &requirement]))
-        .map_err(|why| toolchain(format!("`pip install {requirement}` failed ({why}); it needs PyPI")))?;
-    if tool.is_file() { Ok(tool) } else { Err(toolchain(format!("pip installed no {}", tool.display()))) }
+    run(Command::new(partial.join("bin").join("python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &requirement,
+    ]))
+    .map_err(|why| toolchain(format!("`pip install {requirement}` failed ({why}); it needs PyPI")))?;
+    std::fs::write(partial.join(".rill-complete"), "")
+        .map_err(|source| BuildError::Write { path: partial.clone(), source })?;
+    if venv.is_dir() && !complete(&venv) {
+        // Left by a version of rill that installed in place.
+        let _ = std::fs::remove_dir_all(&venv);
+    }
+    if std::fs::rename(&partial, &venv).is_err() {
+        // Another process finished first; use its environment.
+        let _ = std::fs::remove_dir_all(&partial);
+        if !complete(&venv) {
+            return Err(toolchain(format!("cannot move the new environment into {}", venv.display())));
+        }
+    }
+    Ok(python)
 }
 
 fn run(command: &mut Command) -> Result<(), String> {

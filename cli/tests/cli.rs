@@ -320,10 +320,19 @@ fn an_echo_prints_the_result_json() {
 /// people and dashboards, not for assertions on a shared machine).
 #[test]
 fn bench_reports_every_figure_as_json() {
+    // The test guests, and the Python bench functions the Python rows measure.
+    let dir = tempfile::tempdir().unwrap();
+    let bench_manifest = dir.path().join("rill.toml");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/python/examples/bench");
+    let mut text = std::fs::read_to_string(manifest()).unwrap();
+    for id in ["py::bench::noop", "py::bench::write", "py::bench::read"] {
+        text.push_str(&format!("[functions.{id:?}]\ncomponent = {python:?}\nlanguage = \"python\"\n\n"));
+    }
+    std::fs::write(&bench_manifest, text).unwrap();
     let output = run(Command::new(env!("CARGO_BIN_EXE_rill"))
         .env("RILL_CACHE_DIR", std::env::temp_dir().join("rill-cli-test-cache"))
         .args(["bench", "--quick", "--json", "--manifest"])
-        .arg(manifest()));
+        .arg(&bench_manifest));
     let report = stdout_json(&output);
     let mut fields = vec![
         "memcpy_gbps".to_owned(),
