@@ -60,7 +60,8 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
             module: "app.py",
         });
     }
-    let digest = sources_digest(app_dir)?;
+    let app = read_app(app_dir)?;
+    let digest = sources_digest(&app);
     let built = cache.join("python").join(format!("{digest}.wasm"));
     // One build at a time in this process: others asking for the same app then find it
     // built. Another process building it too writes its own work directory, and the
@@ -75,13 +76,23 @@ pub fn build_python(app_dir: &Path, cache: &Path) -> Result<PathBuf, BuildError>
     let _ = std::fs::remove_dir_all(&work);
     write_files(&work.join("wit"), WIT)?;
     write_files(&work.join("sdk").join("rill_guest"), SDK)?;
+    // Built from a copy: componentize-py imports the app to snapshot it, and CPython
+    // would leave __pycache__ directories in the user's sources.
+    for (relative, bytes) in &app {
+        let path = work.join("app").join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| BuildError::Write { path: parent.to_path_buf(), source })?;
+        }
+        std::fs::write(&path, bytes).map_err(|source| BuildError::Write { path, source })?;
+    }
     let partial = work.join("app.wasm");
     tracing::info!(app = %app_dir.display(), "building a Python guest with componentize-py {COMPONENTIZE_PY_VERSION}");
     let status = Command::new(&python)
         .args(["-c", COMPONENTIZE, "-d"])
         .arg(work.join("wit"))
         .args(["-w", WORLD, "componentize", "app", "-p"])
-        .arg(app_dir)
+        .arg(work.join("app"))
         .arg("-p")
         .arg(work.join("sdk"))
         .arg("-o")
@@ -168,9 +179,25 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// The app's files (paths relative to `app_dir`, sorted) and their contents; caches and
+/// hidden files are left out.
+fn read_app(app_dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, BuildError> {
+    let mut files = Vec::new();
+    app_files(app_dir, app_dir, &mut files)?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|relative| {
+            let path = app_dir.join(&relative);
+            let bytes = std::fs::read(&path).map_err(|source| BuildError::Read { path, source })?;
+            Ok((relative, bytes))
+        })
+        .collect()
+}
+
 /// A digest of everything a build reads: the tool's version, the WIT, the SDK and the
-/// app's files (names and contents, in a fixed order; caches and hidden files left out).
-fn sources_digest(app_dir: &Path) -> Result<String, BuildError> {
+/// app's files (names and contents, in a fixed order).
+fn sources_digest(app: &[(PathBuf, Vec<u8>)]) -> String {
     let mut digest = Sha256::new();
     let mut feed = |name: &str, bytes: &[u8]| {
         digest.update((name.len() as u64).to_le_bytes());
@@ -182,15 +209,10 @@ fn sources_digest(app_dir: &Path) -> Result<String, BuildError> {
     for (name, text) in WIT.iter().chain(SDK) {
         feed(name, text.as_bytes());
     }
-    let mut files = Vec::new();
-    app_files(app_dir, app_dir, &mut files)?;
-    files.sort();
-    for relative in files {
-        let path = app_dir.join(&relative);
-        let bytes = std::fs::read(&path).map_err(|source| BuildError::Read { path, source })?;
-        feed(&relative.to_string_lossy(), &bytes);
+    for (relative, bytes) in app {
+        feed(&relative.to_string_lossy(), bytes);
     }
-    Ok(format!("{:x}", digest.finalize()))
+    format!("{:x}", digest.finalize())
 }
 
 fn app_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), BuildError> {

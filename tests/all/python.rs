@@ -136,6 +136,7 @@ fn the_python_sdk_passes_its_conformance_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = std::process::Command::new("python3")
         .args(["-m", "unittest", "discover", "-s", "guests/python/tests"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(&root)
         .output()
         .expect("python3 runs (install Python 3.10+ to test the Python SDK)");
