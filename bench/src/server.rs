@@ -1,8 +1,9 @@
 //! `rill serve` as iii clients use it, over loopback: channel streams between a
 //! WebSocket client and a wasm function both ways (64 KiB binary frames, beside a
 //! same-run loopback TCP copy), and serial call round trips through the worker protocol
-//! and plain HTTP. The clients speak the wire protocol directly (tokio-tungstenite, as
-//! iii's Rust SDK does), so the figures are the server's, not a client library's.
+//! and plain HTTP. The clients speak the wire protocol with as little as possible on top
+//! (tokio-tungstenite, as iii's Rust SDK does, and `rill_server::client` for calls), so
+//! the figures are the server's, not a client library's.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,19 +12,19 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use rill::{ChannelRef, Host};
+pub(crate) use rill_server::client::Socket;
+use rill_server::client::WorkerClient;
 use rill_server::{Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::report::{Report, Row};
 use crate::{Scale, gbps};
-
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Bytes per frame of the WebSocket streams (64 KiB, rill's largest chunk).
 const FRAME_BYTES: usize = 64 << 10;
@@ -118,49 +119,25 @@ async fn loopback_tcp_gbps(bytes: u64) -> anyhow::Result<f64> {
     Ok(gbps(bytes, start.elapsed()))
 }
 
-pub(crate) struct Worker {
-    socket: Socket,
-    next: u64,
-}
+pub(crate) struct Worker(WorkerClient);
 
 impl Worker {
     pub(crate) async fn connect(address: SocketAddr) -> anyhow::Result<Worker> {
-        let (socket, _) = connect_async(format!("ws://{address}/")).await?;
-        let mut worker = Worker { socket, next: 0 };
-        worker.recv().await?;
-        Ok(worker)
-    }
-
-    async fn recv(&mut self) -> anyhow::Result<Value> {
-        loop {
-            match self.socket.next().await {
-                Some(Ok(Frame::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
-                Some(Ok(_)) => {}
-                other => bail!("the worker connection ended: {other:?}"),
-            }
-        }
+        Ok(Worker(WorkerClient::connect(&format!("ws://{address}/"), None).await?))
     }
 
     /// Start a call; [`Worker::answer`] waits for it.
     async fn start(&mut self, function_id: &str, data: Value) -> anyhow::Result<String> {
-        self.next += 1;
-        let id = format!("00000000-0000-4000-8000-{:012x}", self.next);
-        let call =
-            json!({"type": "invokefunction", "invocation_id": id, "function_id": function_id, "data": data});
-        self.socket.send(Frame::Text(call.to_string().into())).await?;
-        Ok(id)
+        Ok(self.0.start(function_id, serde_json::value::to_raw_value(&data)?).await?)
     }
 
+    /// The result of the call `id`; a failed call is an error.
     async fn answer(&mut self, id: &str) -> anyhow::Result<Value> {
-        loop {
-            let message = self.recv().await?;
-            if message["invocation_id"] == id {
-                if let Some(error) = message.get("error") {
-                    bail!("the call failed: {error}");
-                }
-                return Ok(message["result"].clone());
-            }
+        let answer = self.0.answer(id).await?;
+        if let Some(error) = answer.error {
+            bail!("the call failed: {} ({})", error.message, error.code);
         }
+        Ok(answer.result.map_or(Ok(Value::Null), |result| serde_json::from_str(result.get()))?)
     }
 
     pub(crate) async fn call(&mut self, function_id: &str, data: Value) -> anyhow::Result<Value> {

@@ -43,6 +43,11 @@
 //! writing client, a trap or a timeout) as Close 1011 with the reason. A wrong id, key or
 //! direction is a 404 before the upgrade, and a second attach of an end a 409.
 //!
+//! ## A client
+//!
+//! [`client::WorkerClient`] is a minimal worker-protocol client (connect, call, wait for
+//! the answer), what `rill call --server` and `rill bench` use.
+//!
 //! ## Authentication
 //!
 //! With [`ServerConfig::token`] set, every route needs `Authorization: Bearer <token>`,
@@ -52,6 +57,7 @@
 mod auth;
 mod builtins;
 mod channels;
+pub mod client;
 mod config;
 mod http;
 mod keepalive;

@@ -1079,3 +1079,23 @@ async fn upgrades_advertise_tcp_nodelay_to_iii_sdks() {
         assert_eq!(response.headers()["x-iii-capabilities"], "tcp-nodelay", "{end}");
     }
 }
+
+/// `rill_server::client`, the calling client `rill call --server` uses: results, the
+/// function's errors as answers, and a refusal before the upgrade as a connection error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_client_calls_and_reports_errors() {
+    use rill_server::client::{ClientError, WorkerClient};
+    let address = serve_with(ServerConfig::default().with_token("t0k")).await;
+    let url = format!("ws://{address}/");
+    let mut client = WorkerClient::connect(&url, Some("t0k")).await.unwrap();
+    let data = serde_json::value::to_raw_value(&json!({"echo": [1, 2]})).unwrap();
+    let answer = client.call("test::echo", data).await.unwrap();
+    assert_eq!(answer.result.unwrap().get(), r#"{"echo":[1,2]}"#);
+    let data = serde_json::value::to_raw_value(&json!({})).unwrap();
+    let answer = client.call("no::such", data).await.unwrap();
+    assert_eq!(answer.error.unwrap().code, "function_not_found");
+    let refused = WorkerClient::connect(&url, Some("wrong")).await.unwrap_err();
+    assert!(matches!(refused, ClientError::Connection(_)), "{refused:?}");
+    let invalid = WorkerClient::connect("http:// not a url", None).await.unwrap_err();
+    assert!(matches!(invalid, ClientError::InvalidRequest(_)), "{invalid:?}");
+}

@@ -12,16 +12,14 @@ use futures::{SinkExt, StreamExt};
 use indicatif::ProgressBar;
 use rill::limits::Limits;
 use rill_protocol::ChannelRef;
-use rill_protocol::worker::{InvocationResult, InvokeFunction, Message, codes};
+use rill_protocol::worker::{InvocationResult, codes};
+use rill_server::client::{self, Socket, WorkerClient};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use super::progress::Progress;
 use super::streams::{Input, Output};
@@ -31,69 +29,27 @@ use super::{
 };
 use crate::exit;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// Bytes per binary frame sent (64 KiB, the largest frame rill sends itself).
 const FRAME_BYTES: usize = 64 << 10;
 
-/// A connection as an iii worker, answering nothing but its own calls.
-struct Worker {
-    socket: Socket,
-    next_id: u64,
-}
+/// A worker connection answering nothing but its own calls, with the CLI's errors.
+struct Worker(WorkerClient);
 
 async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Socket> {
-    let mut request = url.into_client_request().with_context(|| format!("{url} is not a ws:// URL"))?;
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().context("the token is not a valid header value")?;
-        request.headers_mut().insert("authorization", value);
-    }
-    let (socket, _) = connect_async(request).await.with_context(|| format!("cannot connect to {url}"))?;
-    Ok(socket)
+    client::connect(url, token).await.with_context(|| format!("cannot connect to {url}"))
 }
 
 impl Worker {
     async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Worker> {
-        let mut worker = Worker { socket: connect(url, token).await?, next_id: 0 };
-        match worker.next_message().await? {
-            Message::WorkerRegistered(_) => Ok(worker),
-            other => bail!("{url} did not greet as an iii engine does (got {other:?})"),
-        }
-    }
-
-    async fn next_message(&mut self) -> anyhow::Result<Message> {
-        loop {
-            match self.socket.next().await {
-                Some(Ok(Frame::Text(text))) => return Ok(Message::from_json(text.as_str())?),
-                Some(Ok(Frame::Close(frame))) => bail!("the server closed the connection: {frame:?}"),
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(err).context("the connection to the server failed"),
-                None => bail!("the server closed the connection"),
-            }
-        }
+        let client =
+            WorkerClient::connect(url, token).await.with_context(|| format!("cannot connect to {url}"))?;
+        Ok(Worker(client))
     }
 
     /// Call `function_id` and wait for its answer.
     async fn call(&mut self, function_id: &str, data: String) -> anyhow::Result<InvocationResult> {
-        self.next_id += 1;
-        let invocation_id = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), self.next_id);
         let data = RawValue::from_string(data).context("the payload is not JSON")?;
-        let call = InvokeFunction {
-            invocation_id: Some(invocation_id.clone()),
-            function_id: function_id.to_owned(),
-            data,
-            action: None,
-            traceparent: None,
-            baggage: None,
-        };
-        self.socket.send(Frame::Text(Message::InvokeFunction(call).to_json().into())).await?;
-        loop {
-            if let Message::InvocationResult(answer) = self.next_message().await?
-                && answer.invocation_id == invocation_id
-            {
-                return Ok(answer);
-            }
-        }
+        Ok(self.0.call(function_id, data).await?)
     }
 }
 
