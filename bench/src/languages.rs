@@ -28,17 +28,21 @@ pub(crate) async fn python(
 ) -> anyhow::Result<()> {
     // The bench's manifest, if it declares the Python bench functions, else the Python
     // guests' manifest next to it (the repository's layout).
-    let declared = Manifest::from_file(&options.manifest)?.functions.contains_key("py::bench::noop");
-    let base = options.manifest.parent().unwrap_or(Path::new("."));
-    let path = if declared { options.manifest.clone() } else { base.join("guests/python/rill.toml") };
-    if !path.is_file() {
-        eprintln!(
-            "note: the Python rows are left out: no py::bench::noop in the manifest, and no {}",
-            path.display()
-        );
-        return Ok(());
-    }
-    let mut manifest = Manifest::from_file(&path)?;
+    let own = Manifest::from_file(&options.manifest)?;
+    let mut manifest = if own.functions.contains_key("py::bench::noop") {
+        own
+    } else {
+        let base = options.manifest.parent().unwrap_or(Path::new("."));
+        let path = base.join("guests/python/rill.toml");
+        if !path.is_file() {
+            eprintln!(
+                "note: the Python rows are left out: no py::bench::noop in the manifest, and no {}",
+                path.display()
+            );
+            return Ok(());
+        }
+        Manifest::from_file(&path)?
+    };
     rill_build::build_manifest(&mut manifest)
         .context("cannot build the Python guests (python3, venv and PyPI are needed)")?;
     let host =
