@@ -66,6 +66,19 @@ impl Worker {
         next_json(&mut self.socket).await
     }
 
+    /// The next `N` calls sent to this worker, sorted by their payload (numbers): calls
+    /// that race to it from several connections or tasks may arrive in any order.
+    async fn recv_calls_in_payload_order<const N: usize>(&mut self) -> [Value; N] {
+        let mut calls = Vec::with_capacity(N);
+        for _ in 0..N {
+            let call = self.recv().await;
+            assert_eq!(call["type"], "invokefunction", "{call}");
+            calls.push(call);
+        }
+        calls.sort_by_key(|call| call["data"].as_i64());
+        calls.try_into().expect("N calls were collected")
+    }
+
     async fn register(&mut self, id: &str) {
         self.send(json!({"type": "registerfunction", "id": id})).await;
     }
@@ -614,7 +627,7 @@ async fn max_calls_per_worker_obeyed_and_violated() {
     let (mut serving, mut caller) = serving_and_caller(address, "w::slow").await;
     caller.invoke("a", "w::slow", json!(1)).await;
     caller.invoke("b", "w::slow", json!(2)).await;
-    let (first, second) = (serving.recv().await, serving.recv().await);
+    let [first, second] = serving.recv_calls_in_payload_order::<2>().await;
     // A third call while two run is answered at once.
     caller.invoke("c", "w::slow", json!(3)).await;
     let refused = caller.recv().await;
@@ -900,7 +913,7 @@ async fn max_calls_per_function_obeyed_and_violated() {
     let mut second_caller = Worker::connect(address).await;
     first_caller.invoke("a", "w::busy", json!(1)).await;
     second_caller.invoke("b", "w::busy", json!(2)).await;
-    let (first, second) = (serving.recv().await, serving.recv().await);
+    let [first, second] = serving.recv_calls_in_payload_order::<2>().await;
     // Violated: a third call while two run is refused at once, as "at capacity".
     let mut third_caller = Worker::connect(address).await;
     third_caller.invoke("c", "w::busy", json!(3)).await;
