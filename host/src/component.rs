@@ -64,9 +64,15 @@ fn compile(
 ) -> Result<Component, LoadError> {
     let ComponentSource::File(path) = source;
     let path = path.clone();
+    // A component the cache has seen at this path, unchanged since, loads without
+    // reading or hashing it (see `cache.rs`).
+    if let Some(component) = cache.and_then(|cache| cache.load_known_file(engine, &path)) {
+        return Ok(component);
+    }
+    let seen = crate::cache::FileStamp::of(&path);
     let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
     let compiled = match cache {
-        Some(cache) => cache.load_or_compile(engine, &bytes),
+        Some(cache) => cache.load_or_compile(engine, &bytes, seen.map(|stamp| (path.as_path(), stamp))),
         None => Component::new(engine, &bytes),
     };
     compiled.map_err(|e| LoadError::Compile { path, source: boxed(e) })

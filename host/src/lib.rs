@@ -70,7 +70,8 @@ pub use host::{FunctionConfig, Host, HostBuilder, HostConfig};
 pub use imports::add_to_linker;
 pub use limits::{
     DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_MAX_WAITING_CALLS, DEFAULT_POOL_SLOTS, EPOCH_TICK, Limits,
-    MAX_BACKTRACE_FRAMES, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES, MAX_LOG_LINE_BYTES, TABLE_KEEP_RESIDENT_BYTES,
+    MAX_BACKTRACE_FRAMES, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES, MAX_CACHE_SOURCES, MAX_LOG_LINE_BYTES,
+    TABLE_KEEP_RESIDENT_BYTES,
 };
 pub use remote::{RemoteCall, RemoteFunctions};
 pub use rill_broker::{

@@ -92,6 +92,12 @@ pub const MAX_CACHE_ENTRIES: usize = 256;
 /// number.
 pub const MAX_CACHE_BYTES: u64 = 1 << 30;
 
+/// Most component paths the cache's source index remembers (the key each file's bytes
+/// had, so an unchanged file loads without being read). Bounds the index as hosts are
+/// started on ever new paths (a temporary directory per test run, say); the least
+/// recently written lines go first.
+pub const MAX_CACHE_SOURCES: usize = 4 * MAX_CACHE_ENTRIES;
+
 /// The limits of a function's calls.
 ///
 /// This is the one schema of limits: `rill.toml`'s `limits` tables are partial

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use rill::{CallOptions, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES};
+use rill::{
+    CallOptions, FunctionConfig, Host, HostConfig, Limits, MAX_CACHE_BYTES, MAX_CACHE_ENTRIES,
+    MAX_CACHE_SOURCES,
+};
 use rill_test_artifacts::CALLS;
 use rill_tests::component;
 use serde_json::json;
@@ -281,4 +284,100 @@ async fn cache_bytes_violated() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(!dir.path().join(format!("{:064x}.cwasm", 0)).exists(), "the oldest big entry made room");
     assert!(dir.path().join(format!("{:064x}.cwasm", 1)).exists(), "one was enough");
+}
+
+/// A host serving `test::echo` from the component file at `wasm`, with the cache in `dir`.
+fn host_of_file(dir: &std::path::Path, wasm: &std::path::Path) -> Host {
+    let mut config = HostConfig::default();
+    config.cache_dir = Some(dir.to_path_buf());
+    let source = rill::ComponentSource::File(wasm.to_path_buf());
+    Host::builder().config(config).function("test::echo", source).build().unwrap()
+}
+
+/// Overwrite the first byte of `wasm` in place (the `\0` of the magic number: it is no
+/// longer a component), keeping its length and inode; `keep_time` also puts its
+/// modification time back.
+fn spoil_in_place(wasm: &std::path::Path, keep_time: bool) {
+    use std::io::{Seek, Write};
+    let modified = std::fs::metadata(wasm).unwrap().modified().unwrap();
+    let mut file = std::fs::File::options().write(true).open(wasm).unwrap();
+    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    file.write_all(b"X").unwrap();
+    if keep_time {
+        file.set_modified(modified).unwrap();
+    }
+}
+
+/// The source index: a component file unchanged since the cache saw it (length,
+/// nanosecond modification time, device, inode) loads without being read or hashed.
+/// Shown by spoiling the file in place behind the index's back: the entry still loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_component_file_loads_without_being_read() {
+    let (cache, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wasm = files.path().join("calls.wasm");
+    std::fs::copy(CALLS.component, &wasm).unwrap();
+    echo(&host_of_file(cache.path(), &wasm), 1).await;
+    spoil_in_place(&wasm, true);
+    echo(&host_of_file(cache.path(), &wasm), 2).await;
+    assert_eq!(entries(cache.path()).len(), 1, "no second entry: the file was not read");
+}
+
+/// ... and a file that changed (here only its first byte, so its length and inode stay)
+/// is read again: it is no longer a component, and loading it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_component_file_is_read_again() {
+    let (cache, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wasm = files.path().join("calls.wasm");
+    std::fs::copy(CALLS.component, &wasm).unwrap();
+    echo(&host_of_file(cache.path(), &wasm), 1).await;
+    // Make sure the new modification time differs on coarse-grained filesystems too.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    spoil_in_place(&wasm, false);
+    let err = host_of_file(cache.path(), &wasm).prepare("test::echo").await.unwrap_err();
+    assert!(matches!(err, rill::CallError::Unavailable { .. }), "{err:?}");
+    // A file put back as it was (a new modification time, the same bytes) is hashed again
+    // and finds its entry: still one.
+    std::fs::copy(CALLS.component, &wasm).unwrap();
+    echo(&host_of_file(cache.path(), &wasm), 2).await;
+    assert_eq!(entries(cache.path()).len(), 1);
+}
+
+/// Fill the source index of the cache in `dir` with `count` made-up lines, each older
+/// than anything written now (number 0 the oldest).
+fn fake_sources(dir: &std::path::Path, count: usize) {
+    let sources = dir.join("sources");
+    std::fs::create_dir_all(&sources).unwrap();
+    for n in 0..count {
+        let path = sources.join(format!("{n:064x}"));
+        std::fs::write(&path, b"0 0 0 0 0").unwrap();
+        set_age(&path, std::time::Duration::from_secs(3600 - n as u64));
+    }
+}
+
+fn sources(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("sources")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_sources_obeyed() {
+    let (cache, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wasm = files.path().join("calls.wasm");
+    std::fs::copy(CALLS.component, &wasm).unwrap();
+    fake_sources(cache.path(), MAX_CACHE_SOURCES - 1);
+    echo(&host_of_file(cache.path(), &wasm), 1).await;
+    assert_eq!(sources(cache.path()), MAX_CACHE_SOURCES, "at the bound: nothing removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_sources_violated() {
+    let (cache, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wasm = files.path().join("calls.wasm");
+    std::fs::copy(CALLS.component, &wasm).unwrap();
+    fake_sources(cache.path(), MAX_CACHE_SOURCES);
+    echo(&host_of_file(cache.path(), &wasm), 1).await;
+    assert_eq!(sources(cache.path()), MAX_CACHE_SOURCES, "one past the bound: one removed");
+    assert!(!cache.path().join("sources").join(format!("{:064x}", 0)).exists(), "the oldest went");
+    // Ours, the newest, stayed: the next host loads without reading the file.
+    spoil_in_place(&wasm, true);
+    echo(&host_of_file(cache.path(), &wasm), 2).await;
 }
