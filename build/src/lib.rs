@@ -31,10 +31,15 @@ use rill::manifest::Manifest;
 #[cfg(feature = "manifest")]
 use rill::{Host, HostConfig, HostError};
 
+mod app;
+mod c;
 mod cargo;
+mod javascript;
 mod python;
 
+pub use c::build_c;
 pub use cargo::{build_crates, cargo, ensure_target};
+pub use javascript::{COMPONENTIZE_JS_VERSION, build_javascript};
 pub use python::{COMPONENTIZE_PY_VERSION, build_python};
 
 /// Where rill caches what it builds and compiles: `$RILL_CACHE_DIR`, else
@@ -107,9 +112,14 @@ pub enum BuildError {
         /// What failed and what to do.
         message: String,
     },
-    /// The build tool rejected the app (its errors went to stderr).
-    #[error("componentize-py could not build the Python guest in {} (its errors are printed above)", .0.display())]
-    Componentize(PathBuf),
+    /// The language's build tool rejected the app (its errors went to stderr).
+    #[error("{tool} could not build the guest in {} (its errors are printed above)", dir.display())]
+    Tool {
+        /// The tool.
+        tool: &'static str,
+        /// The app's directory.
+        dir: PathBuf,
+    },
     /// A file of a build could not be written.
     #[error("cannot write {}", path.display())]
     Write {
@@ -153,16 +163,31 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, BuildError> {
     built.pop().ok_or_else(|| BuildError::NoArtifact(crate_dir.to_path_buf()))
 }
 
-/// Build every function of `manifest` whose component is a source directory (a Rust
-/// crate, or a Python app with `language = "python"`), and point it at the built
-/// component instead. Python apps are kept in [`default_cache_dir`] (or the system's
-/// temporary directory).
+/// Build every function of `manifest` whose component is a source directory, and point
+/// it at the built component instead: what [`build_manifest_for`] does for every function.
 ///
 /// # Errors
 ///
 /// [`Error::Build`] naming the first function whose sources did not build.
 #[cfg(feature = "manifest")]
 pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
+    build_manifest_for(manifest, |_| true)
+}
+
+/// Build the functions of `manifest` whose component is a source directory and point
+/// them at the built components: every Rust crate (one cargo invocation builds them all,
+/// with the toolchain that builds rill itself), and each guest in another language whose
+/// id `wanted` accepts. The functions of other languages that are not wanted are removed
+/// from the manifest, so that a host made from it neither needs their toolchains nor
+/// tries to load a directory: `rill call files::process` builds no Python. Built apps of
+/// other languages are kept in [`default_cache_dir`] (or the system's temporary
+/// directory).
+///
+/// # Errors
+///
+/// [`Error::Build`] naming the first function whose sources did not build.
+#[cfg(feature = "manifest")]
+pub fn build_manifest_for(manifest: &mut Manifest, wanted: impl Fn(&str) -> bool) -> Result<(), Error> {
     use rill::manifest::GuestLanguage;
     let sources: Vec<(String, PathBuf, GuestLanguage)> = manifest
         .functions
@@ -186,11 +211,17 @@ pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
         crates.iter().map(|(id, _, _)| id.clone()).zip(built).collect();
     let cache = default_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("rill"));
     for (id, dir, language) in &sources {
-        if *language == GuestLanguage::Python {
-            let wasm = build_python(dir, &cache)
-                .map_err(|source| Error::Build { function: id.clone(), source: Box::new(source) })?;
-            components.push((id.clone(), wasm));
+        if *language == GuestLanguage::Rust {
+            continue;
         }
+        if !wanted(id) {
+            tracing::debug!(function = %id, "not built: not asked for");
+            manifest.functions.remove(id);
+            continue;
+        }
+        let wasm = build_guest(*language, dir, &cache)
+            .map_err(|source| Error::Build { function: id.clone(), source: Box::new(source) })?;
+        components.push((id.clone(), wasm));
     }
     for (id, wasm) in components {
         if let Some(function) = manifest.functions.get_mut(&id) {
@@ -198,6 +229,31 @@ pub fn build_manifest(manifest: &mut Manifest) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Build the guest of `language` in `dir` (apps of languages other than Rust are kept
+/// under `cache`); the component's path.
+///
+/// # Errors
+///
+/// [`BuildError`]: the sources, the language's toolchain, or its build tool.
+#[cfg(feature = "manifest")]
+pub fn build_guest(
+    language: rill::manifest::GuestLanguage,
+    dir: &Path,
+    cache: &Path,
+) -> Result<PathBuf, BuildError> {
+    use rill::manifest::GuestLanguage;
+    match language {
+        GuestLanguage::Rust => build_crate(dir),
+        GuestLanguage::Python => build_python(dir, cache),
+        GuestLanguage::JavaScript => build_javascript(dir, cache),
+        GuestLanguage::C => build_c(dir, cache),
+        other => Err(BuildError::Toolchain {
+            tool: "rill-build",
+            message: format!("this rill-build has no builder for {other:?} guests; update rill"),
+        }),
+    }
 }
 
 #[cfg(feature = "manifest")]
@@ -208,15 +264,30 @@ fn error_names(err: &BuildError, dir: &Path) -> bool {
     }
 }
 
-/// A host serving the functions of the manifest at `path`, its guest crates built first;
+/// A host serving the functions of the manifest at `path`, its guests built first;
 /// `config` as [`Host::from_manifest_with`] takes it.
 ///
 /// # Errors
 ///
-/// [`Error`]: the manifest, a crate's build, or the host.
+/// [`Error`]: the manifest, a guest's build, or the host.
 #[cfg(feature = "manifest")]
 pub fn host_from_manifest(path: &Path, config: HostConfig) -> Result<Host, Error> {
+    host_from_manifest_for(path, config, |_| true)
+}
+
+/// A host serving the manifest's Rust functions and those of other languages that
+/// `wanted` accepts (see [`build_manifest_for`]).
+///
+/// # Errors
+///
+/// [`Error`]: the manifest, a guest's build, or the host.
+#[cfg(feature = "manifest")]
+pub fn host_from_manifest_for(
+    path: &Path,
+    config: HostConfig,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Host, Error> {
     let mut manifest = Manifest::from_file(path).map_err(HostError::from)?;
-    build_manifest(&mut manifest)?;
+    build_manifest_for(&mut manifest, wanted)?;
     Ok(Host::with_manifest(&manifest, config)?)
 }

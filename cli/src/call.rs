@@ -80,6 +80,11 @@ pub(crate) struct CallArgs {
     /// components ($RILL_CACHE_DIR, else $XDG_CACHE_HOME/rill, else ~/.cache/rill).
     #[arg(long)]
     no_cache: bool,
+    /// Build every function of the manifest before the call. By default only the Rust
+    /// crates and the called function are built: guests in other languages need their
+    /// toolchains, so build them too when the called function triggers one.
+    #[arg(long)]
+    build_all: bool,
     /// Call the function on a running `rill serve` (e.g. ws://127.0.0.1:49134) instead of
     /// in this process; streams go over its channel WebSockets.
     #[arg(long, value_name = "URL")]
@@ -193,8 +198,9 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     });
     let cannot_start = |e: anyhow::Error| fail(exit::HOST, e.context("cannot start the host"));
     let mut manifest = Manifest::from_file(&args.manifest).map_err(|e| cannot_start(e.into()))?;
-    // The manifest's guest crates are built first (the runtime only loads components).
-    rill_build::build_manifest(&mut manifest).map_err(|e| cannot_start(e.into()))?;
+    // The guests are built first (the runtime only loads components).
+    let wanted = |id: &str| args.build_all || id == args.function_id;
+    rill_build::build_manifest_for(&mut manifest, wanted).map_err(|e| cannot_start(e.into()))?;
     let host = Host::with_manifest(&manifest, config.clone()).map_err(|e| cannot_start(e.into()))?;
     // Compile the function before any channel exists: a channel's attach deadline must
     // not be spent compiling.

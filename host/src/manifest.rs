@@ -7,7 +7,8 @@
 //!
 //! # One table per function id. `component` is a built `.wasm` or a guest's source
 //! # directory (built before the host starts, by the rill-build crate or the `rill`
-//! # CLI), relative to this file: a Rust crate, or with `language = "python"` an app.
+//! # CLI), relative to this file: a Rust crate, or with `language` ("python",
+//! # "javascript" or "c") an app in that language.
 //! [functions."files::process"]
 //! component = "guests/rust/examples/files"
 //!
@@ -69,6 +70,13 @@ pub enum GuestLanguage {
     Rust,
     /// A Python app (`app.py` using the `rill_guest` SDK), built with componentize-py.
     Python,
+    /// A JavaScript app (`app.js`, an ES module using the `rill-guest` SDK), built with
+    /// componentize-js.
+    #[serde(rename = "javascript")]
+    JavaScript,
+    /// A C app (`app.c` using the `rill.h` SDK), built with clang for WASI and linked
+    /// into a component with wasm-component-ld.
+    C,
 }
 
 /// One `[functions."id"]` table.

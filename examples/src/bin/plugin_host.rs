@@ -89,8 +89,12 @@ async fn main() -> anyhow::Result<()> {
     let input = tokio::fs::read(&path).await.with_context(|| format!("cannot read {path}"))?;
 
     // The rill host: its broker carries the channels, its functions are callable.
-    let host = rill_build::host_from_manifest("rill.toml".as_ref(), HostConfig::default())
-        .context("cannot load rill.toml")?;
+    // It needs `files::process` (a Rust guest; the manifest's guests in other languages
+    // are not built).
+    let host = rill_build::host_from_manifest_for("rill.toml".as_ref(), HostConfig::default(), |id| {
+        id == "files::process"
+    })
+    .context("cannot load rill.toml")?;
     host.prepare("files::process").await?;
 
     // The application's own engine and linker: WASI, rill's imports and its own `app`.
