@@ -31,6 +31,8 @@ mod admission;
 mod guests;
 // Python guests: the same answers as Rust's, the same contract.
 mod python;
+// C guests: the same answers as Rust's, the same contract.
+mod c;
 
 /// `assert_test_exists!(name)`: the test module for `guests/rust/test-guests/<name>`
 /// exists. A test guest added without its module does not compile (wasmtime's pattern).
