@@ -31,6 +31,8 @@ mod admission;
 mod guests;
 // Python guests: the same answers as Rust's, the same contract.
 mod python;
+// JavaScript guests: the same answers as Rust's, the same contract.
+mod javascript;
 // C guests: the same answers as Rust's, the same contract.
 mod c;
 
