@@ -35,6 +35,8 @@ mod python;
 mod javascript;
 // C guests: the same answers as Rust's, the same contract.
 mod c;
+// Rust → Python → JavaScript → C through channels, and each language's failure on the way.
+mod languages;
 
 /// `assert_test_exists!(name)`: the test module for `guests/rust/test-guests/<name>`
 /// exists. A test guest added without its module does not compile (wasmtime's pattern).

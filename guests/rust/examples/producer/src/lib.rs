@@ -8,10 +8,15 @@
 //! Because the consumer is spawned before writing, N may be far larger than the channel's
 //! buffer. Result: `{"written": N, "sha256": "<hex of what was written>", "consumer":
 //! <files::process result>}`.
+//!
+//! With `"output": <write ChannelRef>` in the payload it is the first stage of a
+//! pipeline instead: it writes the same pattern into that channel, closes it and returns
+//! `{"written": N, "sha256": "<hex>"}` without spawning anything (the four-language
+//! pipeline of `tests/all/languages.rs` starts with it).
 
 use std::io::Write;
 
-use rill_guest::{BoxError, Channel};
+use rill_guest::{BoxError, Channel, ChannelRef, ChannelWriter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,12 +29,40 @@ struct Produce {
     bytes: u64,
     chunk: Option<usize>,
     buffer_bytes: Option<u32>,
+    output: Option<ChannelRef>,
+}
+
+/// The pattern's bytes from stream offset `offset`, `len` of them, out of a buffer of
+/// `chunk + PERIOD` pattern bytes.
+fn pattern_at(pattern: &[u8], offset: u64, len: usize) -> &[u8] {
+    let start = usize::try_from(offset % PERIOD as u64).unwrap_or(0);
+    &pattern[start..start + len]
+}
+
+/// The pipeline stage: the pattern into `output`.
+fn produce_into(output: &ChannelRef, bytes: u64, chunk: usize) -> Result<Value, BoxError> {
+    let mut writer = ChannelWriter::open(output)?;
+    let pattern: Vec<u8> = (0..chunk + PERIOD).map(|i| ((i * 31 + 7) % PERIOD) as u8).collect();
+    let mut digest = Sha256::new();
+    let mut written = 0u64;
+    while written < bytes {
+        let len = chunk.min(usize::try_from(bytes - written).unwrap_or(usize::MAX));
+        let slice = pattern_at(&pattern, written, len);
+        writer.write_all(slice)?;
+        digest.update(slice);
+        written += len as u64;
+    }
+    writer.close()?;
+    Ok(json!({ "written": written, "sha256": format!("{:x}", digest.finalize()) }))
 }
 
 fn produce(input: Produce) -> Result<Value, BoxError> {
     let chunk = input.chunk.unwrap_or(65536);
     if chunk == 0 {
         return Err("chunk must be at least 1".into());
+    }
+    if let Some(output) = &input.output {
+        return produce_into(output, input.bytes, chunk);
     }
 
     // 1. Create a channel; the reader end is for the consumer, so drop the local one.
@@ -53,8 +86,7 @@ fn produce(input: Produce) -> Result<Value, BoxError> {
     let mut written = 0u64;
     while written < input.bytes {
         let len = chunk.min(usize::try_from(input.bytes - written).unwrap_or(usize::MAX));
-        let start = usize::try_from(written % PERIOD as u64).unwrap_or(0);
-        let slice = &pattern[start..start + len];
+        let slice = pattern_at(&pattern, written, len);
         if let Err(error) = writer.write_all(slice) {
             // Fail the stream first (so a consumer still reading is not left waiting), then
             // collect the consumer's own account of what happened.
