@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, HostConfig, Item};
-use rill_tests::{pattern, sha256_hex, test_cache_dir};
+use rill_tests::{
+    pattern, process_with_a_message, sha256_hex, test_cache_dir, transform_text, transform_with_a_message,
+};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -17,50 +19,14 @@ fn manifest() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/c/rill.toml")
 }
 
-/// A host serving `guests/c/rill.toml`, its C apps built (or found in rill-build's cache)
-/// and every function compiled before the test calls it.
+/// The C guests' needs, for the error when they cannot be built.
+const NEEDS: &str = "the C guests need clang 15+ with wasi-libc and clang's wasm32 runtime (Debian: \
+                     apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32) and rustup's \
+                     wasm32-wasip2 target";
+
+/// A host serving `guests/c/rill.toml` (see `rill_tests::language_host`).
 async fn host() -> Host {
-    host_with(HostConfig::default().with_cache_dir(Some(test_cache_dir()))).await
-}
-
-async fn host_with(config: HostConfig) -> Host {
-    let host = rill_build::host_from_manifest(&manifest(), config).unwrap_or_else(|err| {
-        panic!(
-            "cannot build the C guests ({}); they need clang 15+ with wasi-libc and clang's \
-             wasm32 runtime (Debian: apt-get install clang-19 lld-19 wasi-libc \
-             libclang-rt-19-dev-wasm32) and rustup's wasm32-wasip2 target",
-            error_chain(&err)
-        )
-    });
-    for id in host.function_ids() {
-        host.prepare(&id).await.unwrap();
-    }
-    host
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// Stream `data` and one text message into `function_id`'s `reader`; its result.
-async fn process(host: &Host, function_id: &str, data: &[u8]) -> Value {
-    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "reader": channel.reader_ref });
-    drop(channel.reader);
-    let mut writer = channel.writer;
-    let feed = async {
-        writer.write_all(data).await.unwrap();
-        writer.send_text("a note between the bytes").await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let (result, ()) = tokio::join!(host.trigger(function_id, &payload), feed);
-    result.unwrap()
+    rill_tests::language_host_from("guests/c/rill.toml", NEEDS).await
 }
 
 /// Read `reader` to its end or its error: the bytes, then how it ended.
@@ -80,14 +46,14 @@ async fn drain(reader: &mut rill::Reader) -> (Vec<u8>, Result<(), ChannelError>)
 async fn c_files_process_answers_as_rusts_does_on_64_mib() {
     let host = host().await;
     let data = pattern(64 << 20, 5);
-    let c = process(&host, "c::files::process", &data).await;
-    let rust = process(&host, "files::process", &data).await;
+    let c = process_with_a_message(&host, "c::files::process", &data, None).await;
+    let rust = process_with_a_message(&host, "files::process", &data, None).await;
     assert_eq!(c, rust);
     assert_eq!(c, json!({ "bytes": data.len(), "sha256": sha256_hex(&data), "messages": 1 }));
     // The digest's edge cases: nothing at all, and lengths around a block's padding.
     for len in [0, 55, 56, 63, 64, 65, 1000] {
         let data = pattern(len, 7);
-        let c = process(&host, "c::files::process", &data).await;
+        let c = process_with_a_message(&host, "c::files::process", &data, None).await;
         assert_eq!(c["sha256"], sha256_hex(&data), "{len} bytes");
     }
 }
@@ -95,32 +61,13 @@ async fn c_files_process_answers_as_rusts_does_on_64_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_transform_uppercases_a_stream_and_keeps_messages_in_order() {
     let host = host().await;
-    let input = host.create_channel(&ChannelOptions::default()).unwrap();
-    let output = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "input": input.reader_ref, "output": output.writer_ref });
-    let (mut writer, mut reader) = (input.writer, output.reader);
-    let text: Vec<u8> = b"Streams of text, 123 and more: the quick brown fox.\n".repeat(40_000);
-    let feed = async {
-        writer.write_all(&text[..1000]).await.unwrap();
-        writer.send_text("halfway").await.unwrap();
-        writer.write_all(&text[1000..]).await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let collect = async {
-        let (mut bytes, mut before_message) = (Vec::new(), None);
-        while let Some(item) = reader.next().await.unwrap() {
-            match item {
-                Item::Bytes(chunk) => bytes.extend_from_slice(&chunk),
-                Item::Text(message) => before_message = Some((bytes.len(), message)),
-            }
-        }
-        (bytes, before_message)
-    };
-    let (result, (), (bytes, message)) =
-        tokio::join!(host.trigger("c::transform::uppercase", &payload), feed, collect);
+    let text = transform_text();
+    let (result, (bytes, messages, failure)) =
+        transform_with_a_message(&host, "c::transform::uppercase", &text).await;
     assert_eq!(result.unwrap(), json!({ "bytes": text.len(), "messages": 1 }));
+    assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, text.to_ascii_uppercase());
-    assert_eq!(message, Some((1000, "halfway".to_owned())), "the message where it was sent");
+    assert_eq!(messages, [(1000, "halfway".to_owned())], "the message where it was sent");
 }
 
 /// A failed input reaches the output as aborted with the same reason.

@@ -6,100 +6,26 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, HostConfig, Item, Reader};
-use rill_tests::{pattern, sha256_hex, test_cache_dir};
+use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host};
+use rill_tests::{
+    drain, pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message,
+};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-/// A host serving `guests/javascript/rill.toml`. Its apps are built once (rill-build keeps
-/// each build on disk under a digest of its sources) and its components compiled once
-/// (the suite's compiled-component cache), so a host per test costs little. Each
-/// function is compiled before its test calls it: compiling a JavaScript component
-/// (SpiderMonkey included) takes seconds, which must not be spent from a call's deadline.
-/// Without `node` and `npm` this panics, saying what is missing.
+/// A host serving `guests/javascript/rill.toml` (see `rill_tests::language_host`).
 async fn host() -> Host {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/javascript/rill.toml");
-    let config = HostConfig::default().with_cache_dir(Some(test_cache_dir()));
-    let host = rill_build::host_from_manifest(&manifest, config).unwrap_or_else(|err| {
-        panic!(
-            "cannot build the JavaScript guests ({}); they need node 18+ and npm, and the npm registry on \
-             first use (componentize-js {} is installed into rill's cache)",
-            error_chain(&err),
-            rill_build::COMPONENTIZE_JS_VERSION
-        )
-    });
-    for id in host.function_ids() {
-        host.prepare(&id).await.unwrap();
-    }
-    host
+    let needs = format!(
+        "the JavaScript guests need node 18+ and npm, and the npm registry on first use \
+         (componentize-js {} is installed into rill's cache)",
+        rill_build::COMPONENTIZE_JS_VERSION
+    );
+    rill_tests::language_host_from("guests/javascript/rill.toml", &needs).await
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// Stream `data` into `function_id`'s `reader` and return its result. The deadline is
-/// generous: SHA-256 in JavaScript runs in SpiderMonkey's interpreter (no JIT in wasm),
-/// a few MB/s.
-async fn process(host: &Host, function_id: &str, data: &[u8]) -> serde_json::Value {
-    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "reader": channel.reader_ref });
-    drop(channel.reader);
-    let mut writer = channel.writer;
-    let feed = async {
-        writer.write_all(data).await?;
-        writer.send_text("a note between the bytes").await?;
-        writer.shutdown().await
-    };
-    let options = CallOptions::new().timeout(Duration::from_secs(240));
-    let started = std::time::Instant::now();
-    let (result, fed) = tokio::join!(host.trigger_with(function_id, payload.to_string(), &options), feed);
-    eprintln!("{function_id}: {} bytes in {:?}", data.len(), started.elapsed());
-    let result = result.unwrap_or_else(|err| panic!("{function_id}: {err:?}"));
-    fed.unwrap_or_else(|err| panic!("feeding {function_id}: {err:?}"));
-    serde_json::from_str(&result).unwrap_or_else(|err| panic!("{function_id} returned {result:?}: {err}"))
-}
-
-/// Everything `reader` yields until it ends or fails: the bytes, the text messages with
-/// the byte offset each arrived at, and the error if it failed.
-async fn drain(reader: &mut Reader) -> (Vec<u8>, Vec<(usize, String)>, Option<ChannelError>) {
-    let (mut bytes, mut messages) = (Vec::new(), Vec::new());
-    loop {
-        match reader.next().await {
-            Ok(Some(Item::Bytes(chunk))) => bytes.extend_from_slice(&chunk),
-            Ok(Some(Item::Text(message))) => messages.push((bytes.len(), message)),
-            Ok(None) => return (bytes, messages, None),
-            Err(err) => return (bytes, messages, Some(err)),
-        }
-    }
-}
-
-/// Run `function_id` (a transform taking `{"input", "output"}`) over `text` with a text
-/// message after the first 1000 bytes; its result and what its output carried.
-async fn transform(
-    host: &Host,
-    function_id: &str,
-    text: &[u8],
-) -> (Result<serde_json::Value, CallError>, (Vec<u8>, Vec<(usize, String)>, Option<ChannelError>)) {
-    let input = host.create_channel(&ChannelOptions::default()).unwrap();
-    let output = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "input": input.reader_ref, "output": output.writer_ref });
-    let (mut writer, mut reader) = (input.writer, output.reader);
-    let feed = async {
-        writer.write_all(&text[..1000]).await.unwrap();
-        writer.send_text("halfway").await.unwrap();
-        writer.write_all(&text[1000..]).await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let (result, (), drained) = tokio::join!(host.trigger(function_id, &payload), feed, drain(&mut reader));
-    (result, drained)
-}
+/// The deadline of a 64 MiB `files::process`: SHA-256 in JavaScript runs in
+/// SpiderMonkey's interpreter (no JIT in wasm), about 1 MB/s.
+const SHA_DEADLINE: Option<Duration> = Some(Duration::from_secs(240));
 
 fn rot13(bytes: &[u8]) -> Vec<u8> {
     bytes
@@ -116,8 +42,8 @@ fn rot13(bytes: &[u8]) -> Vec<u8> {
 async fn js_files_process_answers_as_rusts_does_on_64_mib() {
     let host = host().await;
     let data = pattern(64 << 20, 3);
-    let javascript = process(&host, "js::files::process", &data).await;
-    let rust = process(&host, "files::process", &data).await;
+    let javascript = process_with_a_message(&host, "js::files::process", &data, SHA_DEADLINE).await;
+    let rust = process_with_a_message(&host, "files::process", &data, SHA_DEADLINE).await;
     assert_eq!(javascript, rust);
     assert_eq!(javascript, json!({ "bytes": data.len(), "sha256": sha256_hex(&data), "messages": 1 }));
 }
@@ -125,8 +51,9 @@ async fn js_files_process_answers_as_rusts_does_on_64_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_transform_uppercases_a_stream_and_keeps_messages_in_order() {
     let host = host().await;
-    let text: Vec<u8> = b"Streams of text, 123 and more: the quick brown fox.\n".repeat(40_000);
-    let (result, (bytes, messages, failure)) = transform(&host, "js::transform::uppercase", &text).await;
+    let text = transform_text();
+    let (result, (bytes, messages, failure)) =
+        transform_with_a_message(&host, "js::transform::uppercase", &text).await;
     assert_eq!(result.unwrap(), json!({ "bytes": text.len(), "messages": 1 }));
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, text.to_ascii_uppercase());
@@ -137,7 +64,8 @@ async fn js_transform_uppercases_a_stream_and_keeps_messages_in_order() {
 async fn js_rot13_is_byte_exact_and_its_own_inverse() {
     let host = host().await;
     let text: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
-    let (result, (bytes, messages, failure)) = transform(&host, "js::transform::rot13", &text).await;
+    let (result, (bytes, messages, failure)) =
+        transform_with_a_message(&host, "js::transform::rot13", &text).await;
     assert_eq!(result.unwrap(), json!({ "bytes": text.len(), "messages": 1 }));
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, rot13(&text));

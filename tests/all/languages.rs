@@ -7,11 +7,9 @@
 //! the failing stages from each language's test guests; all are built by rill-build,
 //! which needs python3, node + npm and clang-19 with wasi-libc (`.ci/run` installs them).
 
-use std::path::Path;
-
 use rill::manifest::Manifest;
-use rill::{ChannelOptions, Host, HostConfig};
-use rill_tests::{pattern, sha256_hex, test_cache_dir};
+use rill::{ChannelOptions, Host};
+use rill_tests::{pattern, sha256_hex};
 use serde_json::{Value, json};
 
 /// The stages, from the root `rill.toml` and the languages' test guests.
@@ -47,34 +45,10 @@ language = "c"
 const BYTES: usize = 16 << 20;
 
 async fn host() -> Host {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut manifest = Manifest::parse(MANIFEST, &root).unwrap();
-    if let Err(err) = rill_build::build_manifest(&mut manifest) {
-        panic!(
-            "cannot build the pipeline's guests: {}. They need python3 with venv, node with npm, \
-             and clang-19 with wasi-libc (apt-get install clang-19 lld-19 wasi-libc \
-             libclang-rt-19-dev-wasm32)",
-            error_chain(&err)
-        );
-    }
-    let config = HostConfig::default().with_cache_dir(Some(test_cache_dir()));
-    let host = Host::with_manifest(&manifest, config).unwrap();
-    // Compile first (an interpreter-carrying component takes seconds), so that no
-    // channel's attach deadline is spent compiling.
-    for id in host.function_ids() {
-        host.prepare(&id).await.unwrap();
-    }
-    host
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    let manifest = Manifest::parse(MANIFEST, rill_tests::repo_root()).unwrap();
+    let needs = "the pipeline needs python3 with venv, node with npm, and clang-19 with wasi-libc \
+                 (apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32)";
+    rill_tests::language_host(manifest, needs).await
 }
 
 /// Run `stages` (transformers, each `{"input", "output"}`) between the Rust producer and

@@ -5,64 +5,25 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, HostConfig, Item};
-use rill_tests::{pattern, sha256_hex, test_cache_dir};
+use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, Item};
+use rill_tests::{pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
-/// A host serving `guests/python/rill.toml`. Its Python apps are built once (rill-build
-/// keeps each build on disk under a digest of its sources) and its components compiled
-/// once (the suite's compiled-component cache), so a host per test costs little.
-/// Each function is compiled before its test calls it: compiling a Python component
-/// (CPython included) takes seconds, which must not be spent from a call's deadline.
+/// A host serving `guests/python/rill.toml` (see `rill_tests::language_host`).
 async fn host() -> Host {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/python/rill.toml");
-    let config = HostConfig::default().with_cache_dir(Some(test_cache_dir()));
-    let host = rill_build::host_from_manifest(&manifest, config).unwrap_or_else(|err| {
-        panic!(
-            "cannot build the Python guests ({}); they need python3 with venv and PyPI \
-             (componentize-py {} is installed into rill's cache)",
-            error_chain(&err),
-            rill_build::COMPONENTIZE_PY_VERSION
-        )
-    });
-    for id in host.function_ids() {
-        host.prepare(&id).await.unwrap();
-    }
-    host
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// Stream `data` into `function_id`'s `reader` and return its result.
-async fn process(host: &Host, function_id: &str, data: &[u8]) -> serde_json::Value {
-    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "reader": channel.reader_ref });
-    drop(channel.reader);
-    let mut writer = channel.writer;
-    let feed = async {
-        writer.write_all(data).await.unwrap();
-        writer.send_text("a note between the bytes").await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let (result, ()) = tokio::join!(host.trigger(function_id, &payload), feed);
-    result.unwrap()
+    let needs = format!(
+        "the Python guests need python3 with venv and PyPI (componentize-py {} is installed into rill's cache)",
+        rill_build::COMPONENTIZE_PY_VERSION
+    );
+    rill_tests::language_host_from("guests/python/rill.toml", &needs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_files_process_answers_as_rusts_does_on_64_mib() {
     let host = host().await;
     let data = pattern(64 << 20, 3);
-    let python = process(&host, "py::files::process", &data).await;
-    let rust = process(&host, "files::process", &data).await;
+    let python = process_with_a_message(&host, "py::files::process", &data, None).await;
+    let rust = process_with_a_message(&host, "files::process", &data, None).await;
     assert_eq!(python, rust);
     assert_eq!(python, json!({ "bytes": data.len(), "sha256": sha256_hex(&data), "messages": 1 }));
 }
@@ -70,32 +31,13 @@ async fn python_files_process_answers_as_rusts_does_on_64_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_transform_uppercases_a_stream_and_keeps_messages_in_order() {
     let host = host().await;
-    let input = host.create_channel(&ChannelOptions::default()).unwrap();
-    let output = host.create_channel(&ChannelOptions::default()).unwrap();
-    let payload = json!({ "input": input.reader_ref, "output": output.writer_ref });
-    let (mut writer, mut reader) = (input.writer, output.reader);
-    let text: Vec<u8> = b"Streams of text, 123 and more: the quick brown fox.\n".repeat(40_000);
-    let feed = async {
-        writer.write_all(&text[..1000]).await.unwrap();
-        writer.send_text("halfway").await.unwrap();
-        writer.write_all(&text[1000..]).await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let collect = async {
-        let (mut bytes, mut before_message) = (Vec::new(), None);
-        while let Some(item) = reader.next().await.unwrap() {
-            match item {
-                Item::Bytes(chunk) => bytes.extend_from_slice(&chunk),
-                Item::Text(message) => before_message = Some((bytes.len(), message)),
-            }
-        }
-        (bytes, before_message)
-    };
-    let (result, (), (bytes, message)) =
-        tokio::join!(host.trigger("py::transform::uppercase", &payload), feed, collect);
+    let text = transform_text();
+    let (result, (bytes, messages, failure)) =
+        transform_with_a_message(&host, "py::transform::uppercase", &text).await;
     assert_eq!(result.unwrap(), json!({ "bytes": text.len(), "messages": 1 }));
+    assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, text.to_ascii_uppercase());
-    assert_eq!(message, Some((1000, "halfway".to_owned())), "the message where it was sent");
+    assert_eq!(messages, [(1000, "halfway".to_owned())], "the message where it was sent");
 }
 
 /// An exception inside `with writer:` reaches the reader as `aborted` with the

@@ -125,3 +125,110 @@ pub async fn warm_up(host: &Host) {
         host.prepare(&id).await.unwrap_or_else(|e| panic!("preparing {id}: {e}"));
     }
 }
+
+/// A host serving `manifest`'s functions, its guests in every language built first by
+/// rill-build (which keeps each build in its cache), compiled into the suite's cache
+/// ([`test_cache_dir`]), and every function compiled
+/// before a test calls it: compiling a component that carries an interpreter takes
+/// seconds, which must not come out of a call's deadline or a channel's attach window.
+/// When the guests cannot be built this panics with the error and `needs` (what the
+/// languages need), never letting a test pass without them.
+pub async fn language_host(mut manifest: rill::manifest::Manifest, needs: &str) -> Host {
+    if let Err(err) = rill_build::build_manifest(&mut manifest) {
+        panic!("cannot build the guests ({}); {needs}", error_chain(&err));
+    }
+    let config = HostConfig::default().with_cache_dir(Some(test_cache_dir()));
+    let host = Host::with_manifest(&manifest, config).unwrap();
+    for id in host.function_ids() {
+        host.prepare(&id).await.unwrap();
+    }
+    host
+}
+
+/// [`language_host`] for the manifest at `path` (relative to the repository root).
+pub async fn language_host_from(path: &str, needs: &str) -> Host {
+    let manifest = rill::manifest::Manifest::from_file(&repo_root().join(path)).unwrap();
+    language_host(manifest, needs).await
+}
+
+/// An error and its sources, as one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Stream `data`, then one text message, into `function_id`'s `reader` (payload
+/// `{"reader": <read ref>}`) and return its result; the call gets `timeout` if given.
+/// Panics if the call or the feeding fails.
+pub async fn process_with_a_message(
+    host: &Host,
+    function_id: &str,
+    data: &[u8],
+    timeout: Option<Duration>,
+) -> Value {
+    use tokio::io::AsyncWriteExt;
+    let channel = host.create_channel(&rill::ChannelOptions::default()).unwrap();
+    let payload = serde_json::json!({ "reader": channel.reader_ref });
+    drop(channel.reader);
+    let mut writer = channel.writer;
+    let feed = async {
+        writer.write_all(data).await?;
+        writer.send_text("a note between the bytes").await?;
+        writer.shutdown().await
+    };
+    let options = timeout.map_or_else(rill::CallOptions::new, |t| rill::CallOptions::new().timeout(t));
+    let (result, fed) = tokio::join!(host.trigger_with(function_id, payload.to_string(), &options), feed);
+    let result = result.unwrap_or_else(|err| panic!("{function_id}: {err:?}"));
+    fed.unwrap_or_else(|err| panic!("feeding {function_id}: {err:?}"));
+    serde_json::from_str(&result).unwrap_or_else(|err| panic!("{function_id} returned {result:?}: {err}"))
+}
+
+/// What a reader yielded until it ended or failed: the bytes, the text messages with the
+/// byte offset each arrived at, and the error if it failed.
+pub type Drained = (Vec<u8>, Vec<(usize, String)>, Option<rill::ChannelError>);
+
+/// Read `reader` to its end or its error (see [`Drained`]).
+pub async fn drain(reader: &mut rill::Reader) -> Drained {
+    let (mut bytes, mut messages) = (Vec::new(), Vec::new());
+    loop {
+        match reader.next().await {
+            Ok(Some(rill::Item::Bytes(chunk))) => bytes.extend_from_slice(&chunk),
+            Ok(Some(rill::Item::Text(message))) => messages.push((bytes.len(), message)),
+            Ok(None) => return (bytes, messages, None),
+            Err(err) => return (bytes, messages, Some(err)),
+        }
+    }
+}
+
+/// Run `function_id` (a transform taking `{"input": <read ref>, "output": <write ref>}`)
+/// over `text` (at least 1000 bytes) with the text message "halfway" after its first
+/// 1000 bytes; the call's result and what its output carried.
+pub async fn transform_with_a_message(
+    host: &Host,
+    function_id: &str,
+    text: &[u8],
+) -> (Result<Value, rill::CallError>, Drained) {
+    use tokio::io::AsyncWriteExt;
+    let input = host.create_channel(&rill::ChannelOptions::default()).unwrap();
+    let output = host.create_channel(&rill::ChannelOptions::default()).unwrap();
+    let payload = serde_json::json!({ "input": input.reader_ref, "output": output.writer_ref });
+    let (mut writer, mut reader) = (input.writer, output.reader);
+    let feed = async {
+        writer.write_all(&text[..1000]).await.unwrap();
+        writer.send_text("halfway").await.unwrap();
+        writer.write_all(&text[1000..]).await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let (result, (), drained) = tokio::join!(host.trigger(function_id, &payload), feed, drain(&mut reader));
+    (result, drained)
+}
+
+/// The text the transform tests stream: 2 MB of mixed case, digits and punctuation.
+pub fn transform_text() -> Vec<u8> {
+    b"Streams of text, 123 and more: the quick brown fox.\n".repeat(40_000)
+}
