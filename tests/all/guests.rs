@@ -63,7 +63,8 @@ fn every_test_guest_function_has_a_test() {
 }
 
 /// `rill.toml`, the example manifest users run, names each function's crate by path: that
-/// crate must be the guest declaring the id.
+/// crate must be the guest declaring the id. A function in another language names an app
+/// directory, whose entry module must register the id.
 #[test]
 fn the_example_manifest_agrees_with_the_guests() {
     let manifest: toml::Table =
@@ -72,6 +73,19 @@ fn the_example_manifest_agrees_with_the_guests() {
     assert!(!functions.is_empty());
     for (id, function) in functions {
         let component = function["component"].as_str().unwrap();
+        if let Some(language) = function.get("language").and_then(|l| l.as_str()) {
+            let entry = match language {
+                "python" => "app.py",
+                "javascript" => "app.js",
+                "c" => "app.c",
+                other => panic!("{id}: unknown language {other}"),
+            };
+            let path = repo_root().join(component).join(entry);
+            let source = std::fs::read_to_string(&path)
+                .unwrap_or_else(|err| panic!("{id}: {}: {err}", path.display()));
+            assert!(source.contains(&format!("\"{id}\"")), "{id}: {} does not register it", path.display());
+            continue;
+        }
         let dir = component.strip_prefix("guests/rust/").unwrap_or_else(|| panic!("{id}: {component}"));
         let guest = rill_test_artifacts::serving(id).unwrap_or_else(|| panic!("no guest declares {id}"));
         assert_eq!(
