@@ -7,12 +7,22 @@
 //! so a single slot each is enough and no wakeup can be lost (the slot is written under
 //! the same lock that the other side checks before waking).
 //!
-//! Bytes are a stream, not a sequence of messages: a read that finds small byte chunks at
-//! the front of the queue (shorter than [`SMALL_CHUNK_BYTES`]) takes them joined, up to
-//! what its caller asked for, so a writer that sends many small pieces costs its reader
-//! one operation (one lock, one wakeup, one host call for a guest) per read rather than
-//! per piece. Larger chunks are handed out as they were queued, without a copy. A text
-//! message is a boundary no read crosses.
+//! Bytes are a stream, not a sequence of messages, so small writes are joined as they
+//! are buffered. A small piece (shorter than [`SMALL_CHUNK_BYTES`]) is copied onto the end
+//! of the channel's *tail*, one allocation of up to [`MAX_CHUNK_BYTES`] that is queued
+//! (sealed) as a single chunk when it is full or when anything else is written. A guest's
+//! small write is copied once, straight from its memory into the tail (see
+//! [`TryWriter`](crate::TryWriter)), and a reader gets a full tail as it is, with no
+//! further copy: one allocation per tail rather than one per piece, and no join when it
+//! is read. A read that finds nothing queued but a tail still filling copies the tail's
+//! bytes out and leaves the allocation to the writer (a reader keeping pace with a writer
+//! on another thread does this on most reads; handing the tail over instead would cost a
+//! new allocation each time). The tail is allocated within the buffer's room, so what is
+//! charged plus its spare capacity never exceeds the buffer size; it is charged one
+//! item's overhead in all. A read that still finds several small chunks at the front of
+//! the queue (a tail sealed early, the rest of a chunk a read took part of) takes them
+//! joined, up to what its caller asked for. Larger chunks are handed out as they were
+//! queued, without a copy. A text message is a boundary no read crosses.
 //!
 //! Lock order: a channel's `state` lock is never held while taking the broker's map
 //! lock. Operations that finish a channel mark it `removed` under the state lock and the
@@ -102,7 +112,10 @@ pub(crate) enum ReaderState {
 
 pub(crate) struct State {
     queue: VecDeque<Item>,
-    /// Sum of [`Item::cost`] over `queue`.
+    /// Small byte writes joined as they arrive, logically after everything in `queue`
+    /// (see [`Shared::append_to_tail`]); charged as one item while it is not empty.
+    tail: Vec<u8>,
+    /// Sum of [`Item::cost`] over `queue`, plus the tail's charge.
     buffered: usize,
     pub(crate) writer: WriterState,
     pub(crate) reader: ReaderState,
@@ -172,6 +185,7 @@ impl Shared {
             attach_deadline,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                tail: Vec::new(),
                 buffered: 0,
                 writer: WriterState::Unattached,
                 reader: ReaderState::Unattached,
@@ -325,6 +339,7 @@ impl Shared {
 
     fn clear_queue(&self, state: &mut State) {
         state.queue.clear();
+        state.tail = Vec::new();
         self.counters.buffered_bytes.fetch_sub(state.buffered, Ordering::Relaxed);
         state.buffered = 0;
     }
@@ -409,14 +424,45 @@ impl Shared {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let room = self.room(&state);
-        if room == 0 {
+        if self.room(&state) == 0 {
             state.writer_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let n = room.min(data.len());
-        self.push(&mut state, Item::Bytes(Bytes::copy_from_slice(&data[..n])));
-        Poll::Ready(Ok(n))
+        Poll::Ready(self.write_prefix(state, data))
+    }
+
+    /// Buffer the prefix of `data` that fits now, copying it, without waiting; `Ok(0)`
+    /// when nothing fits or `data` is empty. See [`TryWriter`](crate::TryWriter).
+    pub(crate) fn try_write_slice(&self, data: &[u8]) -> Result<usize, ChannelError> {
+        let mut state = self.lock();
+        self.writable(&mut state)?;
+        if data.is_empty() || self.room(&state) == 0 {
+            return Ok(0);
+        }
+        self.write_prefix(state, data)
+    }
+
+    /// Copy the prefix of `data` that fits (at least one byte: the caller checked that
+    /// the writer is live and there is room) into the buffer. A small prefix goes onto
+    /// the tail under the lock; a larger one is copied into a chunk of its own with the
+    /// lock released, so a reader is not held up by the copy.
+    fn write_prefix(&self, mut state: MutexGuard<'_, State>, data: &[u8]) -> Result<usize, ChannelError> {
+        let n = self.room(&state).min(data.len());
+        if n < SMALL_CHUNK_BYTES {
+            self.append_to_tail(&mut state, &data[..n]);
+            return Ok(n);
+        }
+        drop(state);
+        let piece = Bytes::copy_from_slice(&data[..n]);
+        let mut state = self.lock();
+        self.writable(&mut state)?;
+        // The room can only have grown unless another handle of this same writer wrote
+        // meanwhile; then nothing is taken and the caller waits for room as usual.
+        if self.room(&state) < n {
+            return Ok(0);
+        }
+        self.push(&mut state, Item::Bytes(piece));
+        Ok(n)
     }
 
     /// Buffer one text message whole, waiting until it fits.
@@ -450,14 +496,51 @@ impl Shared {
         self.capacity.saturating_sub(state.buffered).saturating_sub(ITEM_OVERHEAD_BYTES).min(MAX_CHUNK_BYTES)
     }
 
+    /// Queue `item`, which fits: its cost is at most [`Shared::room`] plus the overhead.
+    ///
+    /// A small byte chunk is copied onto the end of the tail rather than queued as an item
+    /// of its own (see the module docs). The tail is queued (sealed) when it is full,
+    /// before any other item, and when a read finds nothing else queued.
     fn push(&self, state: &mut State, item: Item) {
-        let cost = item.cost();
+        match item {
+            Item::Bytes(piece) if piece.len() < SMALL_CHUNK_BYTES => self.append_to_tail(state, &piece),
+            item => {
+                state.seal_tail();
+                let cost = item.cost();
+                state.queue.push_back(item);
+                self.charge(state, cost);
+                state.wake_reader();
+            }
+        }
+    }
+
+    /// Charge `cost` against the buffer for what was just buffered.
+    fn charge(&self, state: &mut State, cost: usize) {
         state.buffered += cost;
         self.counters.buffered_bytes.fetch_add(cost, Ordering::Relaxed);
-        state.queue.push_back(item);
-        if let Some(waker) = state.reader_waker.take() {
-            waker.wake();
+    }
+
+    /// Copy a small piece, which fits in the buffer (at most [`Shared::room`]), onto the
+    /// end of the tail. A full tail is sealed and the rest of the piece starts the next
+    /// one, whose capacity is the room the buffer has at that moment (at most
+    /// [`MAX_CHUNK_BYTES`]): everything charged plus the tail's spare capacity never
+    /// exceeds the buffer, so the memory a channel holds stays within its size.
+    fn append_to_tail(&self, state: &mut State, mut piece: &[u8]) {
+        while !piece.is_empty() {
+            if state.tail.len() == state.tail.capacity() {
+                state.seal_tail();
+                // At least the piece, so a caller that broke the precondition overfills
+                // the buffer by one piece rather than looping here forever.
+                state.tail = Vec::with_capacity(self.room(state).max(piece.len()));
+            }
+            let n = piece.len().min(state.tail.capacity() - state.tail.len());
+            let overhead = if state.tail.is_empty() { ITEM_OVERHEAD_BYTES } else { 0 };
+            state.tail.extend_from_slice(&piece[..n]);
+            self.charge(state, overhead + n);
+            piece = &piece[n..];
         }
+        debug_assert!(state.buffered + state.tail.capacity() - state.tail.len() <= self.capacity);
+        state.wake_reader();
     }
 
     /// Finish the writer cleanly.
@@ -536,13 +619,26 @@ impl Shared {
     /// pieces one by one would: a chunk taken whole gives back its bytes and its
     /// bookkeeping, a prefix only its bytes.
     ///
-    /// A small byte chunk (shorter than [`SMALL_CHUNK_BYTES`]) shorter than `max` is
-    /// joined with the small byte chunks right behind it, up to `max` (and
-    /// [`MAX_CHUNK_BYTES`]) in all, so a writer's small writes reach a reader that asks
-    /// for more in one piece. A text message or a larger chunk ends the join and stays
-    /// queued, in order, for a later read.
+    /// With nothing queued, the tail is read: copied out if it is still filling and fits
+    /// in `max`, else sealed and read as a chunk. A small byte chunk (shorter than
+    /// [`SMALL_CHUNK_BYTES`]) shorter than `max` is joined with the small byte chunks
+    /// right behind it, up to `max` (and [`MAX_CHUNK_BYTES`]) in all. A text message or a
+    /// larger chunk ends the join and stays queued, in order, for a later read.
     fn pop(&self, state: &mut State, max: usize) -> Option<Item> {
         let max = max.clamp(1, MAX_CHUNK_BYTES);
+        if state.queue.is_empty() && !state.tail.is_empty() {
+            if state.tail.len() < state.tail.capacity() && state.tail.len() <= max {
+                // A tail still filling: copy it out and keep its allocation for the
+                // writer (see the module docs).
+                let bytes = Bytes::copy_from_slice(&state.tail);
+                let freed = ITEM_OVERHEAD_BYTES + state.tail.len();
+                state.tail.clear();
+                state.buffered -= freed;
+                self.counters.buffered_bytes.fetch_sub(freed, Ordering::Relaxed);
+                return Some(Item::Bytes(bytes));
+            }
+            state.seal_tail();
+        }
         let joins = match (state.queue.front(), state.queue.get(1)) {
             (Some(Item::Bytes(first)), Some(Item::Bytes(second))) => {
                 first.len() < max && first.len() < SMALL_CHUNK_BYTES && second.len() < SMALL_CHUNK_BYTES
@@ -665,8 +761,26 @@ fn join_bytes(queue: &mut VecDeque<Item>, max: usize) -> Joined {
 }
 
 impl State {
+    /// Queue the tail as one chunk, keeping its charge (one item's overhead and its
+    /// bytes). Spare capacity is given back first, so a queued chunk never holds more
+    /// memory than it is charged for. An empty tail's allocation is freed: it was sized
+    /// for the room the buffer had before whatever is queued now.
+    fn seal_tail(&mut self) {
+        let mut tail = std::mem::take(&mut self.tail);
+        if !tail.is_empty() {
+            tail.shrink_to_fit();
+            self.queue.push_back(Item::Bytes(Bytes::from(tail)));
+        }
+    }
+
     fn has_unattached_end(&self) -> bool {
         matches!(self.writer, WriterState::Unattached) || self.reader == ReaderState::Unattached
+    }
+
+    fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader_waker.take() {
+            waker.wake();
+        }
     }
 
     fn wake_both(&mut self) {

@@ -29,18 +29,22 @@
 //!
 //! # Allocation behavior
 //!
-//! A write of at most [`MAX_CHUNK_BYTES`] that fits the buffer is queued as given,
-//! without copying: the [`Bytes`] keeps its allocation alive until it is read, so hand the
-//! writer buffers that own their bytes, not small slices of large allocations. Larger
-//! writes, and writes that only partly fit, are copied into chunks of at most
+//! A write shorter than [`SMALL_CHUNK_BYTES`](crate::SMALL_CHUNK_BYTES) is copied onto the
+//! end of the channel's tail, one allocation that collects small writes until it holds
+//! [`MAX_CHUNK_BYTES`] (its spare capacity always fits in the buffer's room). A larger
+//! write of at most [`MAX_CHUNK_BYTES`] that fits the buffer is queued as given, without
+//! copying: the [`Bytes`] keeps its allocation alive until it is read, so hand the writer
+//! buffers that own their bytes, not small slices of large allocations. Larger writes,
+//! and writes that only partly fit, are copied into chunks of at most
 //! [`MAX_CHUNK_BYTES`], so a queued chunk never pins more memory than it is charged for.
-//! The only host memory a channel holds is its queue, bounded by its buffer size in
-//! bytes, each item charged [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A
-//! write that does not fit waits. The `AsyncWrite` impl copies the caller's slice (it
-//! cannot keep it).
+//! The only host memory a channel holds is its queue and tail, bounded by its buffer size
+//! in bytes, each queued item (and the tail) charged
+//! [`ITEM_OVERHEAD_BYTES`](crate::ITEM_OVERHEAD_BYTES) extra. A write that does not fit
+//! waits. The `AsyncWrite` impl and [`TryWriter`] copy the caller's slice (they cannot
+//! keep it).
 //!
 //! A read hands out a queued chunk as it is (no copy) when it asked for at least that
-//! much, or when the chunk is not small ([`SMALL_CHUNK_BYTES`](crate::SMALL_CHUNK_BYTES)).
+//! much, or when the chunk is not small; a tail is handed out whole once it is queued.
 //! Small chunks in a row, for a read that asked for more, are copied into one new chunk
 //! of exactly the joined length (at most the read's limit and [`MAX_CHUNK_BYTES`]), so
 //! what a reader holds is never more than it asked for.
@@ -212,6 +216,23 @@ impl Writer {
     pub async fn ready(&mut self) -> Result<usize, ChannelError> {
         let shared = Arc::clone(self.end.shared(Direction::Write)?);
         poll_fn(|cx| shared.poll_room(cx)).await
+    }
+
+    /// A handle that buffers bytes without waiting, for a caller that cannot hold
+    /// `&mut Writer` while it reads the bytes to write: a host copying straight out of a
+    /// guest's linear memory can borrow that memory only while the `Writer` (kept in the
+    /// same store) is not borrowed. Attaches a lazy end, like any first operation.
+    ///
+    /// The handle does not own the end: closing, aborting or dropping this `Writer` ends
+    /// the stream as usual, and the handle's writes then fail with
+    /// [`ChannelError::Finished`].
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::NotFound`]/[`ChannelError::AlreadyAttached`]: a lazy end could not
+    /// attach.
+    pub fn try_writer(&mut self) -> Result<TryWriter, ChannelError> {
+        Ok(TryWriter { shared: Arc::clone(self.end.shared(Direction::Write)?) })
     }
 
     /// Append a text message, delivered whole and in order with the bytes. Waits until it
@@ -422,5 +443,32 @@ impl AsyncRead for Reader {
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
             }
         }
+    }
+}
+
+/// Writes that never wait, into the channel of the [`Writer`] it came from (see
+/// [`Writer::try_writer`]). Pair it with [`Writer::ready`] to wait for room.
+pub struct TryWriter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TryWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryWriter").field("channel", &self.shared.id.to_string()).finish()
+    }
+}
+
+impl TryWriter {
+    /// Buffer the longest prefix of `data` that fits right now (at most
+    /// [`MAX_CHUNK_BYTES`]), copying it, and return its length. `Ok(0)` means nothing fit
+    /// (or `data` is empty): wait with [`Writer::ready`], then try again. Small writes
+    /// are joined into one chunk as they are buffered (see [`Item::Bytes`](crate::Item)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::write`]; [`ChannelError::Finished`] once the writer is closed,
+    /// aborted or dropped.
+    pub fn try_write(&self, data: &[u8]) -> Result<usize, ChannelError> {
+        self.shared.try_write_slice(data)
     }
 }

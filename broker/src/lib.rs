@@ -74,6 +74,6 @@ pub use config::{
     DEFAULT_MAX_RESERVED_BYTES, ITEM_OVERHEAD_BYTES, MAX_BUFFER_BYTES, MAX_CHUNK_BYTES, MAX_REASON_BYTES,
     MAX_TEXT_BYTES, MIN_BUFFER_BYTES, SMALL_CHUNK_BYTES,
 };
-pub use ends::{FailureCause, Reader, ReaderStatus, Writer, WriterStatus};
+pub use ends::{FailureCause, Reader, ReaderStatus, TryWriter, Writer, WriterStatus};
 pub use error::ChannelError;
 pub use rill_protocol::{ChannelErrorKind, ChannelRef, Direction, RefParseError};

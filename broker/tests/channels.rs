@@ -454,9 +454,9 @@ async fn a_joined_read_gives_back_exactly_what_its_pieces_were_charged() {
     for piece in [&b"aaaa"[..], b"bbbb", b"cccc"] {
         writer.write(piece).await.unwrap();
     }
-    assert_eq!(broker.stats().buffered_bytes, 3 * (ITEM_OVERHEAD_BYTES + 4));
-    // Two whole chunks give back their bytes and bookkeeping; the prefix of the third
-    // only its bytes, and its rest keeps its charge.
+    // Small writes are joined as they are buffered: one item's bookkeeping for the three.
+    assert_eq!(broker.stats().buffered_bytes, ITEM_OVERHEAD_BYTES + 3 * 4);
+    // A prefix gives back only its bytes, and the rest keeps the item's charge.
     assert_eq!(reader.read(10).await, Ok(Some(Item::Bytes(Bytes::from_static(b"aaaabbbbcc")))));
     assert_eq!(broker.stats().buffered_bytes, ITEM_OVERHEAD_BYTES + 2);
     assert_eq!(reader.read(10).await, Ok(Some(Item::Bytes(Bytes::from_static(b"cc")))));
@@ -887,4 +887,63 @@ async fn each_end_can_tell_what_the_other_did() {
     let NewChannel { mut writer, reader, .. } = channel(&broker);
     writer.abort("no");
     assert_eq!(reader.writer_status(), WriterStatus::Aborted);
+}
+
+#[tokio::test]
+async fn small_writes_are_joined_as_they_are_buffered() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let handle = writer.try_writer().unwrap();
+    let pieces: Vec<Vec<u8>> = (0..16u8).map(|byte| vec![byte; 4 << 10]).collect();
+    for piece in &pieces {
+        assert_eq!(handle.try_write(piece), Ok(piece.len()));
+    }
+    // Sixteen writes, one item: its bookkeeping is charged once.
+    assert_eq!(broker.stats().buffered_bytes, ITEM_OVERHEAD_BYTES + MAX_CHUNK_BYTES);
+    writer.close().unwrap();
+    let Some(Item::Bytes(joined)) = reader.read(MAX_CHUNK_BYTES).await.unwrap() else { panic!("bytes") };
+    assert_eq!(joined[..], pieces.concat()[..]);
+    assert_eq!(reader.read(MAX_CHUNK_BYTES).await, Ok(None));
+    drop((writer, reader));
+    assert_drained(&broker);
+}
+
+#[tokio::test]
+async fn a_try_write_takes_what_fits_and_never_waits() {
+    let broker = broker();
+    let options = ChannelOptions::buffer_bytes(MIN_BUFFER_BYTES);
+    let NewChannel { mut writer, mut reader, .. } = broker.create(&options).unwrap();
+    let handle = writer.try_writer().unwrap();
+    let room = MIN_BUFFER_BYTES - ITEM_OVERHEAD_BYTES;
+    assert_eq!(handle.try_write(&vec![7u8; 2 * MIN_BUFFER_BYTES]), Ok(room), "a prefix, as much as fits");
+    assert_eq!(handle.try_write(b"more"), Ok(0), "a full buffer takes nothing");
+    assert_eq!(handle.try_write(b""), Ok(0));
+    let Some(Item::Bytes(first)) = reader.read(100).await.unwrap() else { panic!("bytes") };
+    assert_eq!(first.len(), 100);
+    assert_eq!(handle.try_write(b"more"), Ok(4), "room again once the reader took some");
+}
+
+#[tokio::test]
+async fn a_try_write_after_the_end_fails_with_the_exact_error() {
+    let broker = broker();
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let handle = writer.try_writer().unwrap();
+    assert_eq!(handle.try_write(b"a"), Ok(1));
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes(Bytes::from_static(b"a")))));
+    drop(reader);
+    assert_eq!(handle.try_write(b"x"), Err(ChannelError::Closed), "the reader is gone");
+
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let handle = writer.try_writer().unwrap();
+    assert_eq!(handle.try_write(b"abc"), Ok(3));
+    writer.close().unwrap();
+    assert_eq!(handle.try_write(b"x"), Err(ChannelError::Finished), "closed");
+    assert_eq!(reader.next().await, Ok(Some(Item::Bytes(Bytes::from_static(b"abc")))));
+    assert_eq!(reader.next().await, Ok(None));
+
+    let NewChannel { mut writer, mut reader, .. } = channel(&broker);
+    let handle = writer.try_writer().unwrap();
+    drop(writer);
+    assert_eq!(handle.try_write(b"x"), Err(ChannelError::Finished), "the writer was dropped");
+    assert_eq!(reader.next().await, Err(ChannelError::Aborted("writer dropped without close".into())));
 }

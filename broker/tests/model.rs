@@ -4,13 +4,18 @@
 //! Every operation is driven without waiting (a no-op waker), so the model also predicts
 //! when an operation must wait. Invariants checked throughout:
 //!
-//! - what a reader gets is exactly what was written, in order (bytes and text), a read
-//!   of `max` getting the small byte chunks in a row joined up to `max` (and the chunk
+//! - what a reader gets is exactly what was written, in order (bytes and text): small
+//!   writes joined onto the channel's tail as they are buffered (the tail queued when it
+//!   is full or before any other item; a read that finds only a tail still filling
+//!   copies it out, or takes the whole tail if it is full or larger than the read), and a read of
+//!   `max` getting the small byte chunks in a row joined up to `max` (and the chunk
 //!   size), never across a text message or a larger chunk;
+//! - a write that never waits ([`TryWriter`](rill_broker::TryWriter)) takes exactly what
+//!   a waiting write would, or nothing where that one would wait;
 //! - a clean end (`Ok(None)`) only after `close`, an abort only after `abort` or a dropped
 //!   writer, each only after everything buffered was read;
-//! - the buffer never holds more than its capacity, and the broker's byte total is the
-//!   sum of the channels';
+//! - the buffer never holds more than its capacity, counting the tail's spare capacity,
+//!   and the broker's byte total is the sum of the channels';
 //! - direction, double attach and post-finish errors are the exact variants;
 //! - once every end is gone and the attach deadline has passed, nothing is left.
 
@@ -34,6 +39,11 @@ const CHANNELS: usize = 3;
 #[derive(Debug, Clone)]
 enum Op {
     Write {
+        ch: usize,
+        len: usize,
+    },
+    /// The same through a `TryWriter`.
+    TryWrite {
         ch: usize,
         len: usize,
     },
@@ -76,6 +86,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (ch.clone(), 0..2 * ITEM_OVERHEAD_BYTES).prop_map(|(ch, len)| Op::Write { ch, len }),
         2 => (ch.clone(), SMALL_CHUNK_BYTES - 100..SMALL_CHUNK_BYTES + 100)
             .prop_map(|(ch, len)| Op::Write { ch, len }),
+        2 => (ch.clone(), 0..2 * SMALL_CHUNK_BYTES).prop_map(|(ch, len)| Op::TryWrite { ch, len }),
         2 => (ch.clone(), 0..200usize).prop_map(|(ch, len)| Op::Text { ch, len }),
         5 => (ch.clone(), 1..2 * MAX_CHUNK_BYTES).prop_map(|(ch, max)| Op::Read { ch, max }),
         2 => (ch.clone(), 1..3 * ITEM_OVERHEAD_BYTES).prop_map(|(ch, max)| Op::Read { ch, max }),
@@ -106,6 +117,9 @@ enum WriterModel {
 struct Model {
     capacity: usize,
     queue: VecDeque<ModelItem>,
+    /// Small writes joined, after everything in `queue`, and the capacity it was given.
+    tail: Vec<u8>,
+    tail_capacity: usize,
     writer: WriterModel,
     /// The reader read the end (clean or aborted), or was dropped.
     reader_done: bool,
@@ -115,7 +129,8 @@ struct Model {
 
 impl Model {
     fn buffered(&self) -> usize {
-        self.queue
+        let queued: usize = self
+            .queue
             .iter()
             .map(|i| {
                 ITEM_OVERHEAD_BYTES
@@ -124,7 +139,35 @@ impl Model {
                         ModelItem::Text(t) => t.len(),
                     }
             })
-            .sum()
+            .sum();
+        let tail = if self.tail.is_empty() { 0 } else { ITEM_OVERHEAD_BYTES + self.tail.len() };
+        queued + tail
+    }
+
+    /// Buffer `n` accepted bytes of a write: a small piece onto the tail (a full tail
+    /// queued, the next one as large as the room), a larger one as a chunk of its own.
+    fn buffer(&mut self, mut piece: &[u8]) {
+        if piece.len() >= SMALL_CHUNK_BYTES {
+            self.seal();
+            self.queue.push_back(ModelItem::Bytes(piece.to_vec()));
+            return;
+        }
+        while !piece.is_empty() {
+            if self.tail.len() == self.tail_capacity {
+                self.seal();
+                self.tail_capacity = self.room();
+            }
+            let n = piece.len().min(self.tail_capacity - self.tail.len());
+            self.tail.extend_from_slice(&piece[..n]);
+            piece = &piece[n..];
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            self.queue.push_back(ModelItem::Bytes(std::mem::take(&mut self.tail)));
+        }
+        self.tail_capacity = 0;
     }
 
     fn room(&self) -> usize {
@@ -165,6 +208,8 @@ fn run(ops: Vec<Op>, capacities: [usize; CHANNELS]) {
             models.push(Model {
                 capacity,
                 queue: VecDeque::new(),
+                tail: Vec::new(),
+                tail_capacity: 0,
                 writer: WriterModel::Open,
                 reader_done: false,
                 reader_dropped: false,
@@ -184,7 +229,7 @@ fn run(ops: Vec<Op>, capacities: [usize; CHANNELS]) {
             let total: usize = models.iter().map(Model::buffered).sum();
             assert_eq!(broker.stats().buffered_bytes, total, "broker total equals the model's");
             for m in &models {
-                assert!(m.buffered() <= m.capacity);
+                assert!(m.buffered() + (m.tail_capacity - m.tail.len()) <= m.capacity);
             }
         }
 
@@ -220,12 +265,29 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
                 (Poll::Ready(Ok(n)), None) => {
                     assert_eq!(n, model.room().min(len), "a write takes all the room there is");
                     assert!(n > 0);
-                    model.queue.push_back(ModelItem::Bytes(data[..n].to_vec()));
+                    model.buffer(&data[..n]);
                 }
                 (Poll::Pending, None) => {
                     assert_eq!(model.room(), 0, "only a full buffer makes a writer wait")
                 }
                 (other, expected) => panic!("write: got {other:?}, expected error {expected:?}"),
+            }
+        }
+        Op::TryWrite { ch, len } => {
+            let (real, model) = (&mut reals[ch], &mut models[ch]);
+            let Some(writer) = real.writer.as_mut() else { return };
+            let data = model.pattern(len);
+            let got = writer.try_writer().unwrap().try_write(&data);
+            match (&model.writer, model.reader_dropped) {
+                (WriterModel::Closed | WriterModel::Aborted(_), _) => {
+                    assert_eq!(got, Err(ChannelError::Finished))
+                }
+                (_, true) => assert_eq!(got, Err(ChannelError::Closed)),
+                (WriterModel::Open | WriterModel::Gone, false) => {
+                    let n = model.room().min(len);
+                    assert_eq!(got, Ok(n), "takes all the room there is, or nothing where a write waits");
+                    model.buffer(&data[..n]);
+                }
             }
         }
         Op::Text { ch, len } => {
@@ -240,6 +302,7 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
                 }
                 (WriterModel::Open, true, Poll::Ready(Err(e))) => assert_eq!(e, ChannelError::Closed),
                 (WriterModel::Open, false, Poll::Ready(Ok(()))) if fits => {
+                    model.seal();
                     model.queue.push_back(ModelItem::Text(text))
                 }
                 (WriterModel::Open, false, Poll::Pending) if !fits => {}
@@ -252,6 +315,16 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
             let (real, model) = (&mut reals[ch], &mut models[ch]);
             let Some(reader) = real.reader.as_mut() else { return };
             let got = poll_once(reader.read(max));
+            let tail_filling = !model.tail.is_empty() && model.tail.len() < model.tail_capacity;
+            if model.queue.is_empty() && tail_filling && model.tail.len() <= max.min(MAX_CHUNK_BYTES) {
+                // Copied out; the writer keeps the tail's allocation.
+                let bytes = std::mem::take(&mut model.tail);
+                assert_eq!(got, Poll::Ready(Ok(Some(Item::Bytes(Bytes::from(bytes))))));
+                return;
+            }
+            if model.queue.is_empty() && !model.tail.is_empty() {
+                model.seal();
+            }
             let expected = match model.queue.pop_front() {
                 Some(ModelItem::Bytes(mut got)) => {
                     // At most `max` (and the chunk size) bytes. A small chunk takes the
@@ -330,6 +403,8 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
                 if !model.reader_done {
                     model.reader_dropped = true;
                 }
+                model.queue.clear();
+                model.seal();
                 model.queue.clear();
             }
         }

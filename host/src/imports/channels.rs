@@ -9,11 +9,15 @@
 //! write made glibc hand memory back to the kernel and fault it in again (measured: 1 MiB
 //! guest writes between two threads ran at ~2 GB/s instead of ~9). [`add_direct_write`]
 //! shadows it with a function that copies straight from the guest's linear memory into
-//! broker chunks of the size that fits the buffer right now. The generated trait method
+//! the channel's buffer through a [`TryWriter`](rill_broker::TryWriter): a small write onto
+//! the channel's tail, where small writes are joined for the reader, a larger one into
+//! chunks of the size that fits the buffer right now, waiting with `ready` while nothing
+//! fits. Copying small writes once instead of into a chunk each, then joining them for
+//! the reader, made 4 KiB guest → guest writes about 1.2× faster on two cores and 1.4×
+//! on one (see the README's benchmarks). The generated trait method
 //! stays (the trait requires it) with the same meaning. A component-model `stream<u8>`
 //! would make the shadow unnecessary.
 
-use bytes::Bytes;
 use rill_broker::{
     ChannelError, ChannelOptions, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Reader, Writer,
 };
@@ -28,7 +32,7 @@ use crate::state::{RillCtxView, RillView};
 const INTERFACE: &str = "rill:host/channels@0.1.0";
 
 /// Define `writer.write` so that the guest's bytes are copied once, straight from its
-/// linear memory into broker chunks (see the module docs). The guest is suspended during
+/// linear memory into the channel's buffer (see the module docs). The guest is suspended during
 /// the call, so its memory cannot change under the copy; the list's length is charged
 /// against the call's hostcall budget when it is lifted, exactly as for the generated
 /// binding.
@@ -41,23 +45,25 @@ pub(crate) fn add_direct_write<T: RillView + 'static>(linker: &mut Linker<T>) ->
                 Box::new(async move {
                     let mut offset = 0;
                     loop {
-                        let end = if offset < data.len() {
-                            match store.data_mut().rill().table.get_mut(&writer)?.ready().await {
-                                Ok(room) => offset + room.min(data.len() - offset),
-                                Err(err) => return Ok((Err(to_wit_error(err)),)),
-                            }
-                        } else {
-                            offset
+                        // A handle, not the `Writer` itself, so that guest memory can be
+                        // borrowed from the store for the copy.
+                        let handle = match store.data_mut().rill().table.get_mut(&writer)?.try_writer() {
+                            Ok(handle) => handle,
+                            Err(err) => return Ok((Err(to_wit_error(err)),)),
                         };
-                        let piece = Bytes::copy_from_slice(&data.as_le_slice(&store)[offset..end]);
-                        // Buffered whole at once: `ready` said it fits. An empty write
-                        // still reports whether the writer can write.
-                        if let Err(err) = store.data_mut().rill().table.get_mut(&writer)?.write(piece).await {
-                            return Ok((Err(to_wit_error(err)),));
-                        }
-                        offset = end;
+                        let taken = match handle.try_write(&data.as_le_slice(&store)[offset..]) {
+                            Ok(taken) => taken,
+                            Err(err) => return Ok((Err(to_wit_error(err)),)),
+                        };
+                        offset += taken;
                         if offset == data.len() {
                             return Ok((Ok(()),));
+                        }
+                        // Nothing fit: wait for room (only this writer adds to the buffer).
+                        if taken == 0
+                            && let Err(err) = store.data_mut().rill().table.get_mut(&writer)?.ready().await
+                        {
+                            return Ok((Err(to_wit_error(err)),));
                         }
                     }
                 })
