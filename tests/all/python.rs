@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, Item};
-use rill_tests::{pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message};
+use rill_tests::{
+    drain, pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message,
+};
 use serde_json::json;
 
 /// A host serving `guests/python/rill.toml` (see `rill_tests::language_host`).
@@ -131,4 +133,39 @@ async fn hostile_python_hurts_only_itself() {
     };
     let (written, total) = tokio::join!(host.trigger("py::hostile::huge_write", &payload), read);
     assert_eq!((written.unwrap()["written"].as_u64(), total), (Some(bytes as u64), bytes));
+}
+
+/// componentize-py 0.25.1's bindings, like componentize-js's, keep linear memory for the
+/// bytes of every write, so one Python call writes at most about its memory limit (64
+/// MiB by default): 48 MiB in 64 KiB writes passes, 64 MiB does not. Pinned so that a
+/// componentize-py that frees them shows here (then lift the cap in rill-bench and the
+/// README). The failure is the call's own, and its reader learns of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_call_writes_at_most_about_its_memory_limit() {
+    let host = host().await;
+    let write = |total: u64| {
+        let channel = host.create_channel(&ChannelOptions::default()).unwrap();
+        let payload = json!({ "writer": channel.writer_ref, "total": total, "chunk": 64 << 10 });
+        drop(channel.writer);
+        (payload, channel.reader)
+    };
+
+    // Obeyed: well under the limit, every byte arrives and the stream ends cleanly.
+    let total: u64 = 32 << 20;
+    let (payload, mut reader) = write(total);
+    let (written, (bytes, _, failure)) =
+        tokio::join!(host.trigger("py::bench::write", &payload), drain(&mut reader));
+    assert_eq!(written.unwrap(), json!({ "written": total }));
+    assert_eq!((bytes.len() as u64, failure), (total, None));
+
+    // Violated: twice the limit stops the call at the limit, and aborts its stream.
+    let total: u64 = 128 << 20;
+    let (payload, mut reader) = write(total);
+    let (written, (bytes, _, failure)) =
+        tokio::join!(host.trigger("py::bench::write", &payload), drain(&mut reader));
+    let err = written.unwrap_err();
+    let CallError::MemoryLimitExceeded { max_bytes, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(*max_bytes, rill::limits::DEFAULT_MAX_MEMORY_BYTES);
+    assert!((bytes.len() as u64) < total, "{} bytes", bytes.len());
+    assert!(matches!(failure, Some(ChannelError::Aborted(_))), "{failure:?}");
 }
