@@ -14,9 +14,9 @@
 //! chunks of the size that fits the buffer right now, waiting with `ready` while nothing
 //! fits. Copying small writes once instead of into a chunk each, then joining them for
 //! the reader, made 4 KiB guest → guest writes about 1.2× faster on two cores and 1.4×
-//! on one (see the README's benchmarks). The generated trait method
-//! stays (the trait requires it) with the same meaning. A component-model `stream<u8>`
-//! would make the shadow unnecessary.
+//! on one (see the README's benchmarks). The generated trait method stays (the trait
+//! requires it) with the same meaning. A component-model `stream<u8>` would make the
+//! shadow unnecessary.
 
 use rill_broker::{
     ChannelError, ChannelOptions, ChannelRef, Direction, Item, MAX_CHUNK_BYTES, Reader, Writer,
@@ -32,10 +32,10 @@ use crate::state::{RillCtxView, RillView};
 const INTERFACE: &str = "rill:host/channels@0.1.0";
 
 /// Define `writer.write` so that the guest's bytes are copied once, straight from its
-/// linear memory into the channel's buffer (see the module docs). The guest is suspended during
-/// the call, so its memory cannot change under the copy; the list's length is charged
-/// against the call's hostcall budget when it is lifted, exactly as for the generated
-/// binding.
+/// linear memory into the channel's buffer (see the module docs). The guest is suspended
+/// during the call, so its memory cannot change under the copy; the list's length is
+/// charged against the call's hostcall budget when it is lifted, exactly as for the
+/// generated binding.
 pub(crate) fn add_direct_write<T: RillView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let defined = linker.instance(INTERFACE).and_then(|mut channels| {
