@@ -7,9 +7,9 @@
 //! - what a reader gets is exactly what was written, in order (bytes and text): small
 //!   writes joined onto the channel's tail as they are buffered (the tail queued when it
 //!   is full or before any other item; a read that finds only a tail still filling
-//!   copies it out, or takes the whole tail if it is full or larger than the read), and a read of
-//!   `max` getting the small byte chunks in a row joined up to `max` (and the chunk
-//!   size), never across a text message or a larger chunk;
+//!   copies it out, or takes the whole tail if it is full or larger than the read), and
+//!   a read of `max` getting the small byte chunks in a row joined up to `max` (and the
+//!   chunk size), never across a text message or a larger chunk;
 //! - a write that never waits ([`TryWriter`](rill_broker::TryWriter)) takes exactly what
 //!   a waiting write would, or nothing where that one would wait;
 //! - a clean end (`Ok(None)`) only after `close`, an abort only after `abort` or a dropped
@@ -144,8 +144,8 @@ impl Model {
         queued + tail
     }
 
-    /// Buffer `n` accepted bytes of a write: a small piece onto the tail (a full tail
-    /// queued, the next one as large as the room), a larger one as a chunk of its own.
+    /// Buffer the bytes a write took: a small piece onto the tail (a full tail queued, the
+    /// next one as large as the room), a larger one as a chunk of its own.
     fn buffer(&mut self, mut piece: &[u8]) {
         if piece.len() >= SMALL_CHUNK_BYTES {
             self.seal();
@@ -404,8 +404,8 @@ fn step(broker: &Broker, reals: &mut [Real], models: &mut [Model], op: Op) {
                     model.reader_dropped = true;
                 }
                 model.queue.clear();
-                model.seal();
-                model.queue.clear();
+                model.tail = Vec::new();
+                model.tail_capacity = 0;
             }
         }
         Op::WrongDirection { ch } => {
