@@ -424,11 +424,12 @@ impl Shared {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if self.room(&state) == 0 {
+        let n = self.room(&state).min(data.len());
+        if n == 0 {
             state.writer_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        Poll::Ready(self.write_prefix(state, data))
+        Poll::Ready(self.buffer_piece(state, &data[..n]))
     }
 
     /// Buffer the prefix of `data` that fits now, copying it, without waiting; `Ok(0)`
@@ -436,24 +437,25 @@ impl Shared {
     pub(crate) fn try_write_slice(&self, data: &[u8]) -> Result<usize, ChannelError> {
         let mut state = self.lock();
         self.writable(&mut state)?;
-        if data.is_empty() || self.room(&state) == 0 {
+        let n = self.room(&state).min(data.len());
+        if n == 0 {
             return Ok(0);
         }
-        self.write_prefix(state, data)
+        self.buffer_piece(state, &data[..n])
     }
 
-    /// Copy the prefix of `data` that fits (at least one byte: the caller checked that
-    /// the writer is live and there is room) into the buffer. A small prefix goes onto
-    /// the tail under the lock; a larger one is copied into a chunk of its own with the
-    /// lock released, so a reader is not held up by the copy.
-    fn write_prefix(&self, mut state: MutexGuard<'_, State>, data: &[u8]) -> Result<usize, ChannelError> {
-        let n = self.room(&state).min(data.len());
+    /// Copy `piece` (at least one byte, and at most the room: the caller checked that
+    /// the writer is live) into the buffer. A small piece goes onto the tail under the
+    /// lock; a larger one is copied into a chunk of its own with the lock released, so a
+    /// reader is not held up by the copy.
+    fn buffer_piece(&self, mut state: MutexGuard<'_, State>, piece: &[u8]) -> Result<usize, ChannelError> {
+        let n = piece.len();
         if n < SMALL_CHUNK_BYTES {
-            self.append_to_tail(&mut state, &data[..n]);
+            self.append_to_tail(&mut state, piece);
             return Ok(n);
         }
         drop(state);
-        let piece = Bytes::copy_from_slice(&data[..n]);
+        let piece = Bytes::copy_from_slice(piece);
         let mut state = self.lock();
         self.writable(&mut state)?;
         // The room can only have grown unless another handle of this same writer wrote
@@ -520,6 +522,12 @@ impl Shared {
         self.counters.buffered_bytes.fetch_add(cost, Ordering::Relaxed);
     }
 
+    /// Give back `freed` of the buffer's charge for what was just read.
+    fn uncharge(&self, state: &mut State, freed: usize) {
+        state.buffered -= freed;
+        self.counters.buffered_bytes.fetch_sub(freed, Ordering::Relaxed);
+    }
+
     /// Copy a small piece, which fits in the buffer (at most [`Shared::room`]), onto the
     /// end of the tail. A full tail is sealed and the rest of the piece starts the next
     /// one, whose capacity is the room the buffer has at that moment (at most
@@ -549,9 +557,7 @@ impl Shared {
         Self::writer_live(&state)?;
         state.writer = WriterState::Closed;
         let reader_gone = matches!(state.reader, ReaderState::Dropped);
-        if let Some(waker) = state.reader_waker.take() {
-            waker.wake();
-        }
+        state.wake_reader();
         let release = self.release_if_finished(&mut state);
         drop(state);
         release.apply(self);
@@ -567,9 +573,7 @@ impl Shared {
             return;
         }
         state.writer = WriterState::Aborted(reason);
-        if let Some(waker) = state.reader_waker.take() {
-            waker.wake();
-        }
+        state.wake_reader();
         let release = self.release_if_finished(&mut state);
         drop(state);
         release.apply(self);
@@ -633,8 +637,7 @@ impl Shared {
                 let bytes = Bytes::copy_from_slice(&state.tail);
                 let freed = ITEM_OVERHEAD_BYTES + state.tail.len();
                 state.tail.clear();
-                state.buffered -= freed;
-                self.counters.buffered_bytes.fetch_sub(freed, Ordering::Relaxed);
+                self.uncharge(state, freed);
                 return Some(Item::Bytes(bytes));
             }
             state.seal_tail();
@@ -660,8 +663,7 @@ impl Shared {
                 (item, cost)
             }
         };
-        state.buffered -= freed;
-        self.counters.buffered_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.uncharge(state, freed);
         Some(item)
     }
 
@@ -787,8 +789,6 @@ impl State {
         if let Some(waker) = self.writer_waker.take() {
             waker.wake();
         }
-        if let Some(waker) = self.reader_waker.take() {
-            waker.wake();
-        }
+        self.wake_reader();
     }
 }
