@@ -9,6 +9,7 @@ use std::time::Duration;
 use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host};
 use rill_tests::{
     drain, pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message,
+    write_64k_pieces,
 };
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -202,13 +203,8 @@ async fn hostile_javascript_hurts_only_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_js_call_writes_at_most_about_its_memory_limit() {
     let host = host().await;
-    let channel = host.create_channel(&ChannelOptions::default()).unwrap();
     let total: u64 = 128 << 20;
-    let payload = json!({ "writer": channel.writer_ref, "total": total, "chunk": 64 << 10 });
-    drop(channel.writer);
-    let mut reader = channel.reader;
-    let (written, (bytes, _, failure)) =
-        tokio::join!(host.trigger("js::bench::write", &payload), drain(&mut reader));
+    let (written, (bytes, _, failure)) = write_64k_pieces(&host, "js::bench::write", total).await;
     let err = written.unwrap_err();
     let CallError::MemoryLimitExceeded { max_bytes, .. } = &err else { panic!("{err:?}") };
     assert_eq!(*max_bytes, rill::limits::DEFAULT_MAX_MEMORY_BYTES);

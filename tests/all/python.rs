@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rill::{CallError, CallOptions, ChannelError, ChannelOptions, Host, Item};
 use rill_tests::{
-    drain, pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message,
+    pattern, process_with_a_message, sha256_hex, transform_text, transform_with_a_message, write_64k_pieces,
 };
 use serde_json::json;
 
@@ -143,26 +143,16 @@ async fn hostile_python_hurts_only_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_call_writes_at_most_about_its_memory_limit() {
     let host = host().await;
-    let write = |total: u64| {
-        let channel = host.create_channel(&ChannelOptions::default()).unwrap();
-        let payload = json!({ "writer": channel.writer_ref, "total": total, "chunk": 64 << 10 });
-        drop(channel.writer);
-        (payload, channel.reader)
-    };
 
     // Obeyed: well under the limit, every byte arrives and the stream ends cleanly.
     let total: u64 = 32 << 20;
-    let (payload, mut reader) = write(total);
-    let (written, (bytes, _, failure)) =
-        tokio::join!(host.trigger("py::bench::write", &payload), drain(&mut reader));
+    let (written, (bytes, _, failure)) = write_64k_pieces(&host, "py::bench::write", total).await;
     assert_eq!(written.unwrap(), json!({ "written": total }));
     assert_eq!((bytes.len() as u64, failure), (total, None));
 
     // Violated: twice the limit stops the call at the limit, and aborts its stream.
     let total: u64 = 128 << 20;
-    let (payload, mut reader) = write(total);
-    let (written, (bytes, _, failure)) =
-        tokio::join!(host.trigger("py::bench::write", &payload), drain(&mut reader));
+    let (written, (bytes, _, failure)) = write_64k_pieces(&host, "py::bench::write", total).await;
     let err = written.unwrap_err();
     let CallError::MemoryLimitExceeded { max_bytes, .. } = &err else { panic!("{err:?}") };
     assert_eq!(*max_bytes, rill::limits::DEFAULT_MAX_MEMORY_BYTES);

@@ -205,6 +205,21 @@ pub async fn drain(reader: &mut rill::Reader) -> Drained {
     }
 }
 
+/// Call `function_id`, a guest's `bench::write` (payload `{"writer", "total", "chunk"}`),
+/// to write `total` bytes in 64 KiB writes into a new channel of the default buffer,
+/// draining it meanwhile; the call's result and what its reader got.
+pub async fn write_64k_pieces(
+    host: &Host,
+    function_id: &str,
+    total: u64,
+) -> (Result<Value, rill::CallError>, Drained) {
+    let channel = host.create_channel(&rill::ChannelOptions::default()).unwrap();
+    let payload = serde_json::json!({ "writer": channel.writer_ref, "total": total, "chunk": 64 << 10 });
+    drop(channel.writer);
+    let mut reader = channel.reader;
+    tokio::join!(host.trigger(function_id, &payload), drain(&mut reader))
+}
+
 /// Run `function_id` (a transform taking `{"input": <read ref>, "output": <write ref>}`)
 /// over `text` (at least 1000 bytes) with the text message "halfway" after its first
 /// 1000 bytes; the call's result and what its output carried.
