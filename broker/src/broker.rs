@@ -246,10 +246,17 @@ impl Broker {
     }
 
     /// What the broker holds right now.
+    ///
+    /// Takes each live channel's lock briefly to read its buffered bytes (they are kept
+    /// per channel so that writes and reads touch nothing broker-wide), so it costs time
+    /// in proportion to the live channels: meant for metrics and tests, not for every
+    /// write.
     pub fn stats(&self) -> BrokerStats {
+        // Snapshot first: a channel's own lock is never taken under the map lock.
+        let live: Vec<Arc<Shared>> = self.inner.lock().values().cloned().collect();
         BrokerStats {
-            live_channels: self.inner.lock().len(),
-            buffered_bytes: self.inner.counters.buffered_bytes.load(Ordering::Relaxed),
+            live_channels: live.len(),
+            buffered_bytes: live.iter().map(|channel| channel.buffered()).sum(),
             reserved_bytes: self.inner.counters.reserved_bytes.load(Ordering::Relaxed),
         }
     }

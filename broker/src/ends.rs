@@ -200,7 +200,7 @@ impl Writer {
     ///   attach.
     pub async fn write(&mut self, data: impl Into<Bytes>) -> Result<(), ChannelError> {
         let mut data = data.into();
-        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        let shared = self.end.shared(Direction::Write)?;
         poll_fn(|cx| shared.poll_write_bytes(cx, &mut data)).await
     }
 
@@ -214,7 +214,7 @@ impl Writer {
     ///
     /// As [`Writer::write`].
     pub async fn ready(&mut self) -> Result<usize, ChannelError> {
-        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        let shared = self.end.shared(Direction::Write)?;
         poll_fn(|cx| shared.poll_room(cx)).await
     }
 
@@ -244,7 +244,7 @@ impl Writer {
     /// than [`MAX_TEXT_BYTES`](crate::MAX_TEXT_BYTES).
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ChannelError> {
         let mut text = Some(text.into());
-        let shared = Arc::clone(self.end.shared(Direction::Write)?);
+        let shared = self.end.shared(Direction::Write)?;
         poll_fn(|cx| shared.poll_send_text(cx, &mut text)).await
     }
 
@@ -362,7 +362,7 @@ impl Reader {
         if max_bytes == 0 {
             return Err(ChannelError::InvalidArgument("a read must allow at least 1 byte".into()));
         }
-        let shared = Arc::clone(self.end.shared(Direction::Read)?);
+        let shared = self.end.shared(Direction::Read)?;
         poll_fn(|cx| shared.poll_next(cx, max_bytes)).await
     }
 
