@@ -220,6 +220,19 @@ pub async fn write_64k_pieces(
     tokio::join!(host.trigger(function_id, &payload), drain(&mut reader))
 }
 
+/// Check that `function_id`, a guest's `bench::write`, asked to write `total` bytes (more
+/// than the default memory limit) in 64 KiB writes fails with exactly
+/// `MemoryLimitExceeded` at the default limit, and that its reader got less than `total`
+/// and then `Aborted`: never a stream cut short cleanly.
+pub async fn assert_writes_stop_at_the_memory_limit(host: &Host, function_id: &str, total: u64) {
+    let (written, (bytes, _, failure)) = write_64k_pieces(host, function_id, total).await;
+    let err = written.unwrap_err();
+    let rill::CallError::MemoryLimitExceeded { max_bytes, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(*max_bytes, rill::limits::DEFAULT_MAX_MEMORY_BYTES);
+    assert!((bytes.len() as u64) < total, "{} bytes", bytes.len());
+    assert!(matches!(failure, Some(rill::ChannelError::Aborted(_))), "{failure:?}");
+}
+
 /// Run `function_id` (a transform taking `{"input": <read ref>, "output": <write ref>}`)
 /// over `text` (at least 1000 bytes) with the text message "halfway" after its first
 /// 1000 bytes; the call's result and what its output carried.
