@@ -524,11 +524,6 @@ impl Shared {
         }
     }
 
-    /// Bytes charged against this channel's buffer now (0 once it is finished).
-    pub(crate) fn buffered(&self) -> usize {
-        self.lock().buffered
-    }
-
     /// Copy a small piece, which fits in the buffer (at most [`Shared::room`]), onto the
     /// end of the tail. A full tail is sealed and the rest of the piece starts the next
     /// one, whose capacity is the room the buffer has at that moment (at most
@@ -600,9 +595,7 @@ impl Shared {
             return Poll::Ready(Err(ChannelError::TimedOut));
         }
         if let Some(item) = self.pop(&mut state, max) {
-            if let Some(waker) = state.writer_waker.take() {
-                waker.wake();
-            }
+            state.wake_writer();
             return Poll::Ready(Ok(Some(item)));
         }
         let outcome = match &state.writer {
@@ -677,12 +670,15 @@ impl Shared {
         }
         state.reader = ReaderState::Dropped;
         self.clear_queue(&mut state);
-        if let Some(waker) = state.writer_waker.take() {
-            waker.wake();
-        }
+        state.wake_writer();
         let release = self.release_if_finished(&mut state);
         drop(state);
         release.apply(self);
+    }
+
+    /// Bytes charged against this channel's buffer now (0 once it is finished).
+    pub(crate) fn buffered(&self) -> usize {
+        self.lock().buffered
     }
 
     /// The reader end's lifecycle, as the writer may see it.
@@ -786,10 +782,14 @@ impl State {
         }
     }
 
-    fn wake_both(&mut self) {
+    fn wake_writer(&mut self) {
         if let Some(waker) = self.writer_waker.take() {
             waker.wake();
         }
+    }
+
+    fn wake_both(&mut self) {
+        self.wake_writer();
         self.wake_reader();
     }
 }
